@@ -1,0 +1,1 @@
+"""The edgefleet balancer: cache-affine routing with bounded load."""

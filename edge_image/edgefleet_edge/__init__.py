@@ -1,0 +1,1 @@
+"""The edgefleet edge: an HTTP/1.1 caching reverse proxy."""

@@ -1,0 +1,1 @@
+"""The edgefleet origin: assets from storage, image variants, uploads and change events."""
