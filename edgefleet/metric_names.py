@@ -1,0 +1,76 @@
+"""Prometheus metric names and label names: the one list the components export, the autoscaler
+queries, and the dashboards and alerts use. Change a name here and every user of it follows.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# ---- edge (edgefleet edge) ----------------------------------------------------------------------
+EDGE_REQUESTS: Final = "edgefleet_edge_requests_total"
+"""Counter; labels: cache_status (hit|miss|stale|expired|bypass|revalidated), code."""
+EDGE_REQUEST_DURATION: Final = "edgefleet_edge_request_duration_seconds"
+"""Histogram of client request latency; labels: cache_status."""
+EDGE_ORIGIN_REQUESTS: Final = "edgefleet_edge_origin_requests_total"
+"""Counter of requests the edge sent to the origin; labels: code (or 'error')."""
+EDGE_ORIGIN_DURATION: Final = "edgefleet_edge_origin_request_duration_seconds"
+"""Histogram of origin fetch latency (to response head)."""
+EDGE_BYTES_SERVED: Final = "edgefleet_edge_bytes_served_total"
+"""Counter of response body bytes sent to clients."""
+EDGE_CACHE_BYTES: Final = "edgefleet_edge_cache_bytes"
+"""Gauge of bytes stored; labels: tier (memory|disk)."""
+EDGE_CACHE_CAPACITY: Final = "edgefleet_edge_cache_capacity_bytes"
+"""Gauge of configured bytes; labels: tier."""
+EDGE_CACHE_OBJECTS: Final = "edgefleet_edge_cache_objects"
+"""Gauge of objects stored; labels: tier."""
+EDGE_EVICTIONS: Final = "edgefleet_edge_evictions_total"
+"""Counter of objects evicted for space; labels: tier."""
+EDGE_PURGES_APPLIED: Final = "edgefleet_edge_purges_applied_total"
+"""Counter of purges applied from the bus; labels: kind (path|prefix|tag|all)."""
+EDGE_PURGE_LAG: Final = "edgefleet_edge_purge_lag_seconds"
+"""Gauge: seconds between a purge's issue time and when this edge applied it (last purge)."""
+
+# ---- origin (edgefleet origin) ------------------------------------------------------------------
+ORIGIN_REQUESTS: Final = "edgefleet_origin_requests_total"
+"""Counter; labels: method, code."""
+ORIGIN_REQUEST_DURATION: Final = "edgefleet_origin_request_duration_seconds"
+"""Histogram of request latency; labels: method."""
+ORIGIN_BYTES_SERVED: Final = "edgefleet_origin_bytes_served_total"
+"""Counter of body bytes sent."""
+ORIGIN_VARIANT_GENERATIONS: Final = "edgefleet_origin_variant_generations_total"
+"""Counter of image variants generated; labels: format."""
+ORIGIN_VARIANT_DURATION: Final = "edgefleet_origin_variant_generation_seconds"
+"""Histogram of variant generation time; labels: format."""
+ORIGIN_STORAGE_ERRORS: Final = "edgefleet_origin_storage_errors_total"
+"""Counter of storage backend failures; labels: operation."""
+
+# ---- balancer (edgefleet balancer) --------------------------------------------------------------
+BALANCER_REQUESTS: Final = "edgefleet_balancer_requests_total"
+"""Counter; labels: edge, code."""
+BALANCER_REQUEST_DURATION: Final = "edgefleet_balancer_request_duration_seconds"
+"""Histogram; labels: edge."""
+BALANCER_ERRORS: Final = "edgefleet_balancer_errors_total"
+"""Counter of failed attempts to reach an edge; labels: edge, kind (connect|timeout|reset)."""
+BALANCER_RETRIES: Final = "edgefleet_balancer_retries_total"
+"""Counter of requests retried on the next owner."""
+BALANCER_SPILLS: Final = "edgefleet_balancer_spills_total"
+"""Counter of requests sent past an owner that was over its load bound."""
+BALANCER_EJECTIONS: Final = "edgefleet_balancer_ejections_total"
+"""Counter of edges ejected as unhealthy; labels: edge."""
+BALANCER_EDGES: Final = "edgefleet_balancer_edges"
+"""Gauge of member edges; labels: state (healthy|ejected)."""
+
+# ---- operator (edgefleet operator) --------------------------------------------------------------
+OPERATOR_RECONCILES: Final = "edgefleet_operator_reconciles_total"
+"""Counter; labels: result (ok|error)."""
+OPERATOR_SCALING_DECISIONS: Final = "edgefleet_operator_scaling_decisions_total"
+"""Counter; labels: direction (up|down|hold)."""
+OPERATOR_PURGES: Final = "edgefleet_operator_purges_total"
+"""Counter of finished purges; labels: phase (Complete|Failed)."""
+OPERATOR_PURGE_DURATION: Final = "edgefleet_operator_purge_duration_seconds"
+"""Histogram of purge propagation time (publication to last acknowledgement)."""
+
+# Histogram buckets for request latency: sub-millisecond hits to multi-second misses.
+LATENCY_BUCKETS: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
