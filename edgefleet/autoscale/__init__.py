@@ -1,0 +1,1 @@
+"""Edge autoscaling: a pure decision function and metric sources (Prometheus, direct scrape)."""

@@ -1,0 +1,1 @@
+"""The autoscaler's kopf timer: one per CdnCluster with autoscaling on (being written)."""
