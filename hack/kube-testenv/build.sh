@@ -6,7 +6,8 @@
 #        EDGEFLEET_KUBE_CACHE=/path build.sh   # cache elsewhere (default: ~/.cache/edgefleet/kube-testenv)
 #
 # Versions are pinned by the go.mod/go.sum files beside this script; the cache key is a hash of them,
-# so changing a pin builds a fresh set and never mixes versions.
+# so changing a pin builds a fresh set and never mixes versions. Binaries are built one by one and
+# moved into place atomically, so an interrupted build resumes where it stopped.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,7 +18,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-key="$(cat "$here"/*/go.mod "$here"/*/go.sum "$here/build.sh" | sha256sum | cut -c1-16)"
+key="$(cat "$here"/*/go.mod "$here"/*/go.sum | sha256sum | cut -c1-16)"
 bin="$cache_root/$key/bin"
 mkdir -p "$bin"
 
@@ -46,6 +47,7 @@ build() {  # build MODULE_DIR OUTPUT PACKAGE LDFLAGS
 build etcd etcd go.etcd.io/etcd/server/v3 "-s -w"
 build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldflags"
 build kubernetes kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
+build kubernetes kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version"
 build helm helm helm.sh/helm/v3/cmd/helm "-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version"
