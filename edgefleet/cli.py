@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edgefleet: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     try:
-        module: SubcommandModule = importlib.import_module(sub.module)  # type: ignore[assignment]
+        module: SubcommandModule = importlib.import_module(sub.module)
     except ModuleNotFoundError as exc:
         if exc.name and sub.module.startswith(exc.name):
             print(f"edgefleet: the {name!r} command is not available in this build", file=sys.stderr)

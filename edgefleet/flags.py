@@ -23,9 +23,9 @@ def add_flag(
     parser: argparse.ArgumentParser | Any,
     flag: str,
     *,
-    help: str,  # noqa: A002 - mirrors argparse
+    help: str,
     default: Any = None,
-    type: Callable[[str], Any] = str,  # noqa: A002
+    type: Callable[[str], Any] = str,
     secret: bool = False,
     **kwargs: Any,
 ) -> None:

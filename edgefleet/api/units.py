@@ -55,7 +55,7 @@ def format_seconds(seconds: float) -> str:
     """The shortest duration string for a whole number of seconds (``90`` -> ``1m30s``)."""
     whole = int(seconds)
     if whole != seconds:
-        return f"{int(round(seconds * 1000))}ms"
+        return f"{round(seconds * 1000)}ms"
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]

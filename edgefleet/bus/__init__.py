@@ -1,0 +1,23 @@
+"""The purge bus: Redis Streams per cluster, one wire protocol for every component."""
+
+from .checkpoints import Checkpoint, FileCheckpoint, MemoryCheckpoint, RedisCheckpoint
+from .messages import BusEntry, BusMessage, MalformedMessage, PurgeMessage, WarmMessage, decode, encode
+from .streams import BusError, PurgeBus, PurgeConsumer, WarmConsumer
+
+__all__ = [
+    "BusEntry",
+    "BusError",
+    "BusMessage",
+    "Checkpoint",
+    "FileCheckpoint",
+    "MalformedMessage",
+    "MemoryCheckpoint",
+    "PurgeBus",
+    "PurgeConsumer",
+    "PurgeMessage",
+    "RedisCheckpoint",
+    "WarmConsumer",
+    "WarmMessage",
+    "decode",
+    "encode",
+]
