@@ -232,9 +232,9 @@ class PurgeConsumer:
         # Checkpoint before acknowledging: an ack promises the purge survives a restart. A malformed
         # entry is stepped over but not acknowledged: nobody applied it, and its issuer should learn that.
         await self.checkpoint.save(entry_id)
-        self.last_id = entry_id
         if applied:
             await self.bus.acknowledge(entry_id, self.member)
+        self.last_id = entry_id
 
     async def catch_up(self, apply: Apply) -> int:
         """Apply every purge after the checkpoint up to the current end; the number applied."""
