@@ -6,7 +6,7 @@ set -euo pipefail
 
 want=("$@")
 if [[ ${#want[@]} -eq 0 ]]; then
-  want=(prometheus:prometheus promtool:prometheus)
+  want=(prometheus:prometheus promtool:prometheus chromium:chromium)
 fi
 
 missing_pkgs=()

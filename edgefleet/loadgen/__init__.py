@@ -1,0 +1,1 @@
+"""E-commerce-like load: a seeded catalogue, Zipf popularity, image variants, a flash sale, crawlers."""

@@ -1,0 +1,112 @@
+"""Load reports: the numbers are right, and the HTML page renders in a real browser without errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from edgefleet.loadgen.report import html_report, percentile, summarise
+from edgefleet.loadgen.runner import PhasePlan, RunResult, Sample, run_load
+from edgefleet.loadgen.workload import Catalogue, Phase, Workload
+from tests.conftest import require
+
+
+def sample(at: float, latency_ms: float, cache: str, status: int = 200, edge: str = "e1") -> Sample:
+    return Sample(at, latency_ms / 1000, status, cache, edge, 100, Phase.NORMAL)
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"), [(50, 5.0), (90, 9.0), (99, 10.0), (100, 10.0), (1, 1.0)], ids=["p50", "p90", "p99", "max", "p1"]
+)
+def test_percentile_uses_nearest_rank(q: float, expected: float) -> None:
+    assert percentile([float(v) for v in range(10, 0, -1)], q) == expected
+
+
+def test_summary_counts_hits_misses_and_errors() -> None:
+    result = RunResult(
+        duration=2.0,
+        samples=[
+            sample(0.1, 1, "HIT"),
+            sample(0.2, 2, "HIT"),
+            sample(0.3, 50, "MISS"),
+            sample(1.1, 3, "STALE", edge="e2"),
+            sample(1.2, 0, "ERROR", status=0, edge="ConnectionError"),
+        ],
+    )
+    summary = summarise(result)
+    assert summary.requests == 5
+    assert summary.errors == 1
+    assert summary.hit_ratio == pytest.approx(3 / 4)
+    assert summary.origin_offload == pytest.approx(3 / 4)
+    assert summary.edges_seen == 2
+    assert summary.requests_per_second == pytest.approx(2.5)
+
+
+async def test_load_run_records_cache_status_from_a_real_server(unused_tcp_port: int) -> None:
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.path_qs)
+        cache = "HIT" if len(seen) % 2 else "MISS"
+        return web.Response(body=b"x" * 10, headers={"X-Cache": cache, "X-Edge": "edge-0"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", unused_tcp_port)
+    await site.start()
+    try:
+        result = await run_load(
+            f"http://127.0.0.1:{unused_tcp_port}",
+            Workload(Catalogue(products=10)),
+            duration=30.0,
+            concurrency=4,
+            plan=(PhasePlan(Phase.NORMAL, 1.0),),
+            max_requests=40,
+        )
+    finally:
+        await runner.cleanup()
+    assert len(result.samples) == len(seen) == 40
+    assert summarise(result).hit_ratio == pytest.approx(0.5)
+    assert all(s.edge == "edge-0" for s in result.samples)
+
+
+def test_html_report_renders_in_headless_chromium_without_console_errors(tmp_path: Path) -> None:
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(browser is not None, "Chromium (Debian package 'chromium') to render the HTML report")
+    assert browser is not None
+    samples = [sample(i * 0.1, 1 + i % 7, "HIT" if i % 3 else "MISS", edge=f"e{i % 2}") for i in range(100)]
+    page = tmp_path / "report.html"
+    page.write_text(html_report(RunResult(duration=10.0, samples=samples)))
+    shot = tmp_path / "report.png"
+    completed = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=800,1400",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 5000, "a screenshot with content was produced"
+    console = [line for line in completed.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert console == [], "the page logged to the console: " + "\n".join(console)
