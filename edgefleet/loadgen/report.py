@@ -141,12 +141,13 @@ def html_report(result: RunResult, title: str = "edgefleet bench") -> str:
         _svg_chart("Requests per second", rows, [("rps", "#ff7f0e")], "req/s"),
     ]
     table = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{v:.4g}</td></tr>" if isinstance(v, float) else
-        f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
+        f"<tr><th>{html.escape(k)}</th><td>{v:.4g}</td></tr>"
+        if isinstance(v, float)
+        else f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
         for k, v in summary.as_dict().items()
     )
     return (
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}th{text-align:left;padding-right:1em}"
         "svg{display:block;margin:1em 0;border:1px solid #eee}</style></head><body>"

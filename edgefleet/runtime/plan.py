@@ -1,0 +1,186 @@
+"""From a CdnCluster manifest to the processes ``edgefleet up`` runs: pure, no I/O.
+
+The manifest is validated by the same models the operator uses. What a single machine cannot honour
+(S3 without credentials, replicas of the origin or balancer, Service types, resources) is reported as
+a ``Deviation`` so that nobody believes the local fleet is configured like the manifest when it is not.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgefleet.api import CdnCluster
+from edgefleet.api.units import parse_bytes, parse_seconds
+
+
+@dataclass(frozen=True)
+class Deviation:
+    field: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Ports:
+    balancer: int
+    balancer_admin: int
+    origin: int
+    edge_base: int
+    """Edge i listens on edge_base + 2i (data) and edge_base + 2i + 1 (admin)."""
+    prometheus: int
+
+    def edge(self, index: int) -> tuple[int, int]:
+        return self.edge_base + 2 * index, self.edge_base + 2 * index + 1
+
+
+@dataclass(frozen=True)
+class LocalPlan:
+    cluster: str
+    """Bus cluster name (namespace-qualified like the operator's)."""
+    state_dir: Path
+    ports: Ports
+    min_edges: int
+    max_edges: int
+    initial_edges: int
+    memory_bytes: int
+    disk_bytes: int
+    default_ttl: str
+    widths: tuple[int, ...]
+    formats: tuple[str, ...]
+    round_widths: str
+    max_pixels: int
+    load_factor: float
+    hash_key: str
+    storage_url: str
+    autoscaling_enabled: bool
+    autoscale_interval: float
+    prometheus_url_in_manifest: str | None
+    deviations: tuple[Deviation, ...] = field(default_factory=tuple)
+
+    def edge_name(self, index: int) -> str:
+        return f"{self.cluster.split('.')[-1]}-edge-{index}"
+
+    def edge_cache_dir(self, index: int) -> Path:
+        return self.state_dir / "edges" / self.edge_name(index)
+
+
+def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan:
+    spec = cluster.spec
+    deviations: list[Deviation] = []
+    storage_url = f"file://{(state_dir / 'origin' / 'assets').resolve()}"
+    if spec.origin.storage.s3 is not None:
+        s3 = spec.origin.storage.s3
+        scheme_secure = "true" if s3.endpoint.startswith("https://") else "false"
+        endpoint = s3.endpoint.split("://", 1)[1]
+        storage_url = f"s3://{s3.bucket}?endpoint={endpoint}&secure={scheme_secure}"
+        deviations.append(
+            Deviation(
+                "spec.origin.storage.s3.credentialsSecret",
+                "Secrets do not exist locally: set EDGEFLEET_S3_ACCESS_KEY and EDGEFLEET_S3_SECRET_KEY "
+                "(or use filesystem storage, the local default, with --local-storage)",
+            )
+        )
+    elif spec.origin.storage.filesystem is not None and spec.origin.storage.filesystem.host_path:
+        storage_url = f"file://{spec.origin.storage.filesystem.host_path}"
+    if spec.origin.replicas != 1:
+        deviations.append(
+            Deviation("spec.origin.replicas", f"runs 1 origin process locally, not {spec.origin.replicas}")
+        )
+    if spec.balancer.replicas != 1:
+        deviations.append(
+            Deviation("spec.balancer.replicas", f"runs 1 balancer process locally, not {spec.balancer.replicas}")
+        )
+    if spec.balancer.service.type != "ClusterIP" or spec.balancer.service.port != 80:
+        deviations.append(Deviation("spec.balancer.service", "the balancer listens on 127.0.0.1:<--port> instead"))
+    for name, resources in (("origin", spec.origin.resources), ("edge", spec.edge.resources)):
+        if resources is not None:
+            deviations.append(Deviation(f"spec.{name}.resources", "resource requests and limits are not enforced"))
+    if spec.purge_bus.external is not None:
+        deviations.append(Deviation("spec.purgeBus.external", "uses the embedded Redis unless --redis URL is given"))
+    if spec.autoscaling.prometheus_url:
+        deviations.append(
+            Deviation(
+                "spec.autoscaling.prometheusUrl",
+                "a local Prometheus is started when the prometheus binary is on PATH; otherwise the edges "
+                "are scraped directly",
+            )
+        )
+    replicas = spec.edge.replicas
+    return LocalPlan(
+        cluster=f"{cluster.metadata.namespace}.{cluster.metadata.name}",
+        state_dir=state_dir,
+        ports=Ports(
+            balancer=base_port,
+            balancer_admin=base_port + 1,
+            origin=base_port + 2,
+            prometheus=base_port + 3,
+            edge_base=base_port + 10,
+        ),
+        min_edges=replicas.min,
+        max_edges=replicas.max,
+        initial_edges=replicas.effective,
+        memory_bytes=parse_bytes(spec.edge.cache.memory),
+        disk_bytes=parse_bytes(spec.edge.cache.disk),
+        default_ttl=spec.origin.default_ttl,
+        widths=tuple(spec.origin.images.widths),
+        formats=tuple(spec.origin.images.formats),
+        round_widths=spec.origin.images.round_widths,
+        max_pixels=spec.origin.images.max_pixels,
+        load_factor=spec.balancer.hashing.load_factor,
+        hash_key=spec.balancer.hashing.key,
+        storage_url=storage_url,
+        autoscaling_enabled=spec.autoscaling.enabled,
+        autoscale_interval=parse_seconds(spec.autoscaling.interval),
+        prometheus_url_in_manifest=spec.autoscaling.prometheus_url,
+        deviations=tuple(deviations),
+    )
+
+
+def edgefleet_command() -> list[str]:
+    """How to run this same edgefleet installation as a child process."""
+    return [sys.executable, "-m", "edgefleet.cli"]
+
+
+def origin_command(plan: LocalPlan, redis_url: str) -> list[str]:
+    return [
+        *edgefleet_command(), "origin",
+        "--listen", f"127.0.0.1:{plan.ports.origin}",
+        "--storage", plan.storage_url,
+        "--redis", redis_url,
+        "--cluster", plan.cluster,
+        "--default-ttl", plan.default_ttl,
+        "--widths", ",".join(map(str, plan.widths)),
+        "--formats", ",".join(plan.formats),
+        "--round-widths", plan.round_widths,
+        "--max-pixels", str(plan.max_pixels),
+        "--variant-cache-dir", str(plan.state_dir / "origin" / "variants"),
+    ]  # fmt: skip
+
+
+def edge_command(plan: LocalPlan, index: int, redis_url: str) -> list[str]:
+    data, admin = plan.ports.edge(index)
+    return [
+        *edgefleet_command(), "edge",
+        "--listen", f"127.0.0.1:{data}",
+        "--admin-listen", f"127.0.0.1:{admin}",
+        "--origin", f"http://127.0.0.1:{plan.ports.origin}",
+        "--memory", str(plan.memory_bytes),
+        "--disk", str(plan.disk_bytes),
+        "--cache-dir", str(plan.edge_cache_dir(index)),
+        "--redis", redis_url,
+        "--cluster", plan.cluster,
+        "--name", plan.edge_name(index),
+    ]  # fmt: skip
+
+
+def balancer_command(plan: LocalPlan, redis_url: str) -> list[str]:
+    return [
+        *edgefleet_command(), "balancer",
+        "--listen", f"127.0.0.1:{plan.ports.balancer}",
+        "--admin-listen", f"127.0.0.1:{plan.ports.balancer_admin}",
+        "--load-factor", str(plan.load_factor),
+        "--hash-key", plan.hash_key,
+        "--redis", redis_url,
+        "--cluster", plan.cluster,
+    ]  # fmt: skip
