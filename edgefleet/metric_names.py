@@ -69,6 +69,8 @@ OPERATOR_PURGES: Final = "edgefleet_operator_purges_total"
 """Counter of finished purges; labels: phase (Complete|Failed)."""
 OPERATOR_PURGE_DURATION: Final = "edgefleet_operator_purge_duration_seconds"
 """Histogram of purge propagation time (publication to last acknowledgement)."""
+OPERATOR_AUTOSCALER_HEALTHY: Final = "edgefleet_operator_autoscaler_healthy"
+"""Gauge, 1 when the autoscaler last had the metrics it needs; labels: namespace, cluster."""
 
 # Histogram buckets for request latency: sub-millisecond hits to multi-second misses.
 LATENCY_BUCKETS: Final = (
