@@ -227,6 +227,8 @@ class BalancerService(ApiModel):
     """Kubernetes Service type."""
     port: Annotated[int, Field(ge=1, le=65535)] = 80
     """Service port."""
+    node_port: Annotated[int, Field(ge=30000, le=32767)] | None = None
+    """Fixed node port for NodePort and LoadBalancer Services (kind maps it to the host)."""
 
 
 class Hashing(ApiModel):
