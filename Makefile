@@ -54,5 +54,24 @@ kube-down: venv
 bench: venv
 	$(BIN)/python bench/run_all.py
 
+# ---- container images and kind (need Docker; not available on every machine) ----------------------
+IMAGE_REPO ?= ghcr.io/edgefleet/edgefleet
+IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+KIND_CLUSTER ?= edgefleet
+
+images:
+	docker build -f operator/Dockerfile -t $(IMAGE_REPO):$(IMAGE_TAG) .
+	docker build -f edge_image/Dockerfile -t $(IMAGE_REPO)-edge:$(IMAGE_TAG) .
+	docker build -f origin_image/Dockerfile -t $(IMAGE_REPO)-origin:$(IMAGE_TAG) .
+
+kind-up: images
+	mkdir -p .edgefleet/kind-assets
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --config kind-config.yaml
+	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO):$(IMAGE_TAG) $(IMAGE_REPO)-edge:$(IMAGE_TAG) $(IMAGE_REPO)-origin:$(IMAGE_TAG)
+	helm upgrade --install edgefleet ./helm/edgefleet -n edgefleet-system --create-namespace \
+	  --set image.tag=$(IMAGE_TAG) --set image.pullPolicy=Never --wait
+	kubectl apply -f examples/cdncluster-kind.yaml
+	kubectl wait --for=condition=Ready cdn/shop-kind --timeout=180s
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
