@@ -66,6 +66,8 @@ class RuntimeState:
     metrics: dict[str, float | None] = field(default_factory=dict)
     last_decision: dict[str, Any] | None = None
     deviations: list[str] = field(default_factory=list)
+    processes: dict[str, int] = field(default_factory=dict)
+    """Name -> pid of every child process (origin, balancer, edges, redis, prometheus)."""
     updated_at: float = 0.0
 
     def to_json(self) -> str:

@@ -80,8 +80,21 @@ class Runtime:
             metrics=autoscaler.last_metrics if autoscaler else {},
             last_decision=autoscaler.last_change if autoscaler else None,
             deviations=[f"{d.field}: {d.message}" for d in self.plan.deviations],
+            processes=self._pids(),
             updated_at=time.time(),
         )
+
+    def _pids(self) -> dict[str, int]:
+        assert self.fleet is not None
+        pids = {e.name: e.pid for e in self.fleet.edge_states() if e.pid}
+        for name, process in (("origin", self.fleet.origin), ("balancer", self.fleet.balancer)):
+            if process.pid:
+                pids[name] = process.pid
+        if self.prometheus is not None and self.prometheus.process is not None and self.prometheus.process.pid:
+            pids["prometheus"] = self.prometheus.process.pid
+        if self.redis is not None and self.redis.pid:
+            pids["redis"] = self.redis.pid
+        return pids
 
     async def start(self) -> None:
         if not self.redis_url:
