@@ -1,0 +1,92 @@
+"""Running an origin: build storage, bus, image pool and app from settings; serve until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from edgefleet.bus import PurgeBus
+from edgefleet_origin.app import build_app
+from edgefleet_origin.change_events import BusNotifier, ChangeNotifier, NoNotifier
+from edgefleet_origin.context import OriginContext
+from edgefleet_origin.metrics import OriginMetrics
+from edgefleet_origin.settings import FileLocation, OriginSettings
+from edgefleet_origin.storage import Storage
+from edgefleet_origin.storage_fs import FileStorage
+from edgefleet_origin.storage_s3 import S3Storage
+from edgefleet_origin.variant_cache import VariantCache, image_pool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunningOrigin:
+    url: str
+    context: OriginContext
+
+
+def make_storage(settings: OriginSettings) -> Storage:
+    if isinstance(settings.storage, FileLocation):
+        storage = FileStorage(settings.storage.root)
+        storage.start()
+        return storage
+    return S3Storage(settings.storage, settings.variant_cache_dir / ".staging")
+
+
+def make_notifier(settings: OriginSettings) -> ChangeNotifier:
+    if not settings.redis_url:
+        log.warning("No --redis given: object changes will not be published to the purge bus")
+        return NoNotifier()
+    return BusNotifier(PurgeBus(aioredis.Redis.from_url(settings.redis_url), cluster=settings.cluster))
+
+
+@contextlib.asynccontextmanager
+async def running_origin(
+    settings: OriginSettings, metrics: OriginMetrics | None = None
+) -> AsyncIterator[RunningOrigin]:
+    """An origin serving on ``settings.listen`` (port 0 picks a free one) until the block ends."""
+    Path(settings.variant_cache_dir).mkdir(parents=True, exist_ok=True)
+    storage = make_storage(settings)
+    notifier = make_notifier(settings)
+    metrics = metrics or OriginMetrics()
+    pool = image_pool(settings.image_workers)
+    context = OriginContext(
+        settings=settings,
+        storage=storage,
+        variant_cache=VariantCache(settings.variant_cache_dir, pool, settings.max_pixels, metrics),
+        notifier=notifier,
+        metrics=metrics,
+    )
+    runner = web.AppRunner(build_app(context), access_log=logging.getLogger("edgefleet_origin.access"))
+    try:
+        await runner.setup()
+        host, port = settings.listen
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = runner.addresses[0]
+        url = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{bound[1]}"
+        log.info("Started origin on %s, storage %s", url, storage.description)
+        yield RunningOrigin(url, context)
+    finally:
+        await runner.cleanup()
+        await notifier.close()
+        await storage.close()
+        await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+
+
+async def serve(settings: OriginSettings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with running_origin(settings):
+        await stop.wait()
+    log.info("Stopped origin")
