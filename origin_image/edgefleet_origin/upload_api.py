@@ -31,6 +31,9 @@ UPLOAD_API = "upload API"
 WEBHOOK = "bucket-notification webhook"
 MAX_LIST = 1000
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# Content types that say nothing about the bytes (curl --data-binary sends the form type): the key's
+# extension is a better guess.
+_UNTYPED = frozenset({"", "application/octet-stream", "application/x-www-form-urlencoded"})
 
 
 def describe(info: ObjectInfo) -> dict[str, object]:
@@ -53,8 +56,8 @@ def upload_meta(request: web.Request, key: str) -> ObjectMeta:
     ttl = pick("X-Cache-Max-Age", "ttl")
     browser_ttl = pick("X-Browser-Max-Age", "browser_ttl")
     tags = pick("X-Surrogate-Key", "tags")
-    content_type = request.headers.get("Content-Type") or guess_content_type(key)
-    if content_type == "application/octet-stream":
+    content_type = request.headers.get("Content-Type", "").strip()
+    if content_type.split(";")[0].strip().lower() in _UNTYPED:
         content_type = guess_content_type(key)
     return ObjectMeta(
         content_type=content_type,
