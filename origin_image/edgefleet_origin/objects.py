@@ -20,6 +20,9 @@ from edgefleet_origin.errors import BadRequest
 _TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_TAGS = 32
 MAX_TTL_SECONDS = 365 * 24 * 3600
+GENERIC_CONTENT_TYPES = frozenset(
+    {"", "application/octet-stream", "binary/octet-stream", "application/x-www-form-urlencoded"}
+)
 
 # Storage-neutral metadata names (S3 user-metadata names without the x-amz-meta- prefix).
 META_CACHE_MAX_AGE = "cache-max-age"
@@ -48,12 +51,15 @@ class ObjectMeta:
         return out
 
     @classmethod
-    def from_user_metadata(cls, content_type: str, metadata: Mapping[str, str]) -> ObjectMeta:
+    def from_user_metadata(cls, key: str, content_type: str, metadata: Mapping[str, str]) -> ObjectMeta:
         """Read metadata written by any tool; values that do not parse are ignored, not fatal,
-        because objects uploaded straight to the bucket may carry anything."""
+        because objects uploaded straight to the bucket may carry anything. A generic content type
+        (what presigned or ``mc`` uploads often get) is replaced by a guess from the key."""
         lowered = {k.lower().removeprefix("x-amz-meta-"): v for k, v in metadata.items()}
+        if content_type.split(";")[0].strip().lower() in GENERIC_CONTENT_TYPES:
+            content_type = guess_content_type(key)
         return cls(
-            content_type=content_type or "application/octet-stream",
+            content_type=content_type,
             ttl=_lenient_ttl(lowered.get(META_CACHE_MAX_AGE)),
             browser_ttl=_lenient_ttl(lowered.get(META_BROWSER_MAX_AGE)),
             tags=tuple(t for t in _split_tags(lowered.get(META_SURROGATE_KEY, "")) if _TAG.fullmatch(t)),

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgefleet_origin.errors import Conflict, NotImplementedHere, ObjectNotFound, StorageError
-from edgefleet_origin.objects import ObjectInfo, ObjectMeta, guess_content_type
+from edgefleet_origin.objects import ObjectInfo, ObjectMeta
 from edgefleet_origin.ranges import ByteRange
 from edgefleet_origin.staging import StagedUpload
 from edgefleet_origin.storage import ObjectReader
@@ -101,9 +101,7 @@ class FileStorage:
         sidecar = self._read_sidecar(key)
         fresh = sidecar.get("size") == st.st_size and sidecar.get("mtime_ns") == st.st_mtime_ns
         etag = str(sidecar["sha256"]) if fresh and "sha256" in sidecar else f"{st.st_size:x}-{st.st_mtime_ns:x}"
-        meta = ObjectMeta.from_user_metadata(
-            str(sidecar.get("content_type") or guess_content_type(key)), sidecar.get("metadata") or {}
-        )
+        meta = ObjectMeta.from_user_metadata(key, str(sidecar.get("content_type") or ""), sidecar.get("metadata") or {})
         modified = datetime.fromtimestamp(st.st_mtime, UTC)
         return ObjectInfo(key=key, size=st.st_size, etag=etag, last_modified=modified, meta=meta)
 

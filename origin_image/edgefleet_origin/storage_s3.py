@@ -85,7 +85,7 @@ class S3Storage:
             size=int(stat.size or 0),
             etag=(stat.etag or "").strip('"'),
             last_modified=stat.last_modified or datetime.now(UTC),
-            meta=ObjectMeta.from_user_metadata(stat.content_type or "", metadata),
+            meta=ObjectMeta.from_user_metadata(key, stat.content_type or "", metadata),
         )
 
     async def open(self, key: str, byte_range: ByteRange | None) -> ObjectReader:

@@ -19,7 +19,14 @@ from edgefleet_origin.context import OriginContext, context_of
 from edgefleet_origin.errors import BadRequest, InvalidKey, ObjectNotFound, PayloadTooLarge
 from edgefleet_origin.keys import validate_key, validate_prefix
 from edgefleet_origin.minio_events import parse_notification
-from edgefleet_origin.objects import ObjectInfo, ObjectMeta, guess_content_type, parse_tags, parse_ttl
+from edgefleet_origin.objects import (
+    GENERIC_CONTENT_TYPES,
+    ObjectInfo,
+    ObjectMeta,
+    guess_content_type,
+    parse_tags,
+    parse_ttl,
+)
 from edgefleet_origin.preconditions import quote_etag
 from edgefleet_origin.settings import FileLocation
 from edgefleet_origin.staging import stage_body
@@ -31,9 +38,6 @@ UPLOAD_API = "upload API"
 WEBHOOK = "bucket-notification webhook"
 MAX_LIST = 1000
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
-# Content types that say nothing about the bytes (curl --data-binary sends the form type): the key's
-# extension is a better guess.
-_UNTYPED = frozenset({"", "application/octet-stream", "application/x-www-form-urlencoded"})
 
 
 def describe(info: ObjectInfo) -> dict[str, object]:
@@ -57,7 +61,7 @@ def upload_meta(request: web.Request, key: str) -> ObjectMeta:
     browser_ttl = pick("X-Browser-Max-Age", "browser_ttl")
     tags = pick("X-Surrogate-Key", "tags")
     content_type = request.headers.get("Content-Type", "").strip()
-    if content_type.split(";")[0].strip().lower() in _UNTYPED:
+    if content_type.split(";")[0].strip().lower() in GENERIC_CONTENT_TYPES:
         content_type = guess_content_type(key)
     return ObjectMeta(
         content_type=content_type,
