@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from aiohttp import web
 
 from edgefleet_origin.caching import http_date
 from edgefleet_origin.context import OriginContext, context_of
-from edgefleet_origin.errors import BadRequest, OriginError
+from edgefleet_origin.errors import BadRequest, OriginError, StorageError
 from edgefleet_origin.keys import validate_key
 from edgefleet_origin.objects import ObjectInfo
 from edgefleet_origin.preconditions import Outcome, evaluate, quote_etag, range_applies
@@ -18,6 +19,8 @@ from edgefleet_origin.ranges import ByteRange, parse_range
 from edgefleet_origin.storage import ObjectReader
 from edgefleet_origin.variant_cache import SourceFetcher
 from edgefleet_origin.variants import VariantSpec, select_variant, source_format
+
+log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
 
@@ -78,6 +81,13 @@ async def serve_asset(request: web.Request) -> web.StreamResponse:
             await response.write(chunk)
             ctx.metrics.bytes_served.inc(len(chunk))
         await response.write_eof()
+    except StorageError as exc:
+        # The head is already sent, so no error response is possible: count it, log it, and cut the
+        # connection so the client sees a short body against Content-Length, never a "complete" one.
+        ctx.metrics.storage_errors.labels(operation=exc.operation).inc()
+        log.warning("Aborted %s after a storage failure mid-body: %s", request.path, exc.reason)
+        if request.transport is not None:
+            request.transport.close()
     finally:
         await reader.close()
     return response

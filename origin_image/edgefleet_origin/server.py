@@ -57,11 +57,12 @@ async def running_origin(
     storage = make_storage(settings)
     notifier = make_notifier(settings)
     metrics = metrics or OriginMetrics()
-    pool = image_pool(settings.image_workers)
     context = OriginContext(
         settings=settings,
         storage=storage,
-        variant_cache=VariantCache(settings.variant_cache_dir, pool, settings.max_pixels, metrics),
+        variant_cache=VariantCache(
+            settings.variant_cache_dir, lambda: image_pool(settings.image_workers), settings.max_pixels, metrics
+        ),
         notifier=notifier,
         metrics=metrics,
     )
@@ -79,7 +80,7 @@ async def running_origin(
         await runner.cleanup()
         await notifier.close()
         await storage.close()
-        await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        await context.variant_cache.close()
 
 
 async def serve(settings: OriginSettings) -> None:

@@ -19,12 +19,12 @@ import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgefleet_origin.errors import UnprocessableImage
-from edgefleet_origin.imaging import QUALITY_VERSION, ImageRejected, render_variant
+from edgefleet_origin.errors import OriginError, UnprocessableImage
+from edgefleet_origin.imaging import QUALITY_VERSION, ImageRejected, Rendered, render_variant
 from edgefleet_origin.metrics import OriginMetrics
 from edgefleet_origin.objects import ObjectInfo
 from edgefleet_origin.variants import VariantSpec, variant_key
@@ -41,6 +41,10 @@ def image_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
+class ImageWorkersFailed(OriginError):
+    status = 503
+
+
 @dataclass(frozen=True)
 class CachedVariant:
     path: Path
@@ -48,12 +52,21 @@ class CachedVariant:
 
 
 class VariantCache:
-    def __init__(self, directory: Path, executor: Executor, max_pixels: int, metrics: OriginMetrics) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        executor_factory: Callable[[], Executor],
+        max_pixels: int,
+        metrics: OriginMetrics,
+    ) -> None:
         self.directory = directory
-        self._executor = executor
+        self._executor_factory = executor_factory
+        self._executor = executor_factory()
         self._max_pixels = max_pixels
         self._metrics = metrics
-        self._inflight: dict[str, asyncio.Future[CachedVariant]] = {}
+        # One task per variant being made; requests await it shielded, so a client that goes away
+        # does not cancel the work other clients (or the next request) are waiting for.
+        self._inflight: dict[str, asyncio.Task[CachedVariant]] = {}
 
     def _object_dir(self, key: str) -> Path:
         digest = hashlib.sha256(key.encode()).hexdigest()
@@ -71,22 +84,25 @@ class VariantCache:
         target = self.path_for(info, spec)
         with contextlib.suppress(FileNotFoundError):
             return CachedVariant(target, target.stat().st_size)
-        name = target.name
-        pending = self._inflight.get(name)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[CachedVariant] = asyncio.get_running_loop().create_future()
-        self._inflight[name] = future
-        try:
-            made = await self._make(info, spec, target, local_source, fetch)
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters (if any) re-raise it themselves
-            raise
-        finally:
-            del self._inflight[name]
-        future.set_result(made)
-        return made
+        task = self._inflight.get(target.name)
+        if task is None:
+            task = asyncio.create_task(self._make(info, spec, target, local_source, fetch))
+            self._inflight[target.name] = task
+            task.add_done_callback(self._finished)
+        return await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Task[CachedVariant]) -> None:
+        for name, running in list(self._inflight.items()):
+            if running is task:
+                del self._inflight[name]
+        if not task.cancelled():
+            task.exception()  # retrieved: every waiter that is still there re-raises it itself
+
+    async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
 
     async def _make(
         self, info: ObjectInfo, spec: VariantSpec, target: Path, local_source: Path | None, fetch: SourceFetcher
@@ -100,10 +116,7 @@ class VariantCache:
         output = scratch.with_suffix("." + spec.format.value)
         started = time.perf_counter()
         try:
-            loop = asyncio.get_running_loop()
-            rendered = await loop.run_in_executor(
-                self._executor, render_variant, str(source), str(output), spec.width, spec.format, self._max_pixels
-            )
+            rendered = await self._render(source, output, spec)
             os.replace(output, target)
         except ImageRejected as exc:
             raise UnprocessableImage(f"{info.key}: {exc.reason}") from None
@@ -118,6 +131,21 @@ class VariantCache:
         self._metrics.variant_duration.labels(format=label).observe(time.perf_counter() - started)
         log.debug("Generated %s variant %s of %s", label, spec.tag(), info.key)
         return CachedVariant(target, rendered.size)
+
+    async def _render(self, source: Path, output: Path, spec: VariantSpec) -> Rendered:
+        executor = self._executor
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                executor, render_variant, str(source), str(output), spec.width, spec.format, self._max_pixels
+            )
+        except BrokenExecutor as exc:
+            # A worker died (killed for memory, most likely): start a fresh pool for the next request.
+            if self._executor is executor:
+                log.error("Restarted the image workers after one died: %s", exc)
+                self._executor = self._executor_factory()
+                executor.shutdown(wait=False, cancel_futures=True)
+            raise ImageWorkersFailed("an image worker died while making this variant; try again") from exc
 
     async def forget(self, key: str) -> None:
         """Drop every cached variant of ``key`` (it was replaced or deleted)."""
