@@ -14,8 +14,8 @@ import aiohttp
 
 from .state import DEFAULT_STATE_DIR, StateError, load_or_create_tokens, read_runtime
 
-TAGS_HEADER = "X-Edgefleet-Tags"
-TTL_HEADER = "X-Edgefleet-Ttl"
+TAGS_HEADER = "X-Surrogate-Key"
+TTL_HEADER = "X-Cache-Max-Age"
 
 
 class UploadError(RuntimeError):
