@@ -46,7 +46,7 @@ def p95(values: list[float]) -> float:
 
 
 def run(rounds: int, workers: int) -> list[dict[str, object]]:
-    results = []
+    results: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as scratch, image_pool(workers) as pool:
         source = Path(scratch) / "source.jpg"
         photo_like_jpeg(source)
