@@ -17,6 +17,7 @@ from edgefleet.bus import PurgeBus
 from edgefleet_origin.app import build_app
 from edgefleet_origin.change_events import BusNotifier, ChangeNotifier, NoNotifier
 from edgefleet_origin.context import OriginContext
+from edgefleet_origin.errors import ConfigError
 from edgefleet_origin.metrics import OriginMetrics
 from edgefleet_origin.settings import FileLocation, OriginSettings
 from edgefleet_origin.storage import Storage
@@ -45,7 +46,13 @@ def make_notifier(settings: OriginSettings) -> ChangeNotifier:
     if not settings.redis_url:
         log.warning("No --redis given: object changes will not be published to the purge bus")
         return NoNotifier()
-    return BusNotifier(PurgeBus(aioredis.Redis.from_url(settings.redis_url), cluster=settings.cluster))
+    # Bounded timeouts: a bus that does not answer must not hold uploads for long (the object is stored
+    # first; a failed publication is logged and reported in the response).
+    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        return BusNotifier(PurgeBus(client, cluster=settings.cluster))
+    except ValueError as exc:
+        raise ConfigError(f"--cluster {settings.cluster!r}: {exc}") from exc
 
 
 @contextlib.asynccontextmanager
