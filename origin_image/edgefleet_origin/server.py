@@ -8,7 +8,6 @@ import logging
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -60,34 +59,31 @@ async def running_origin(
     settings: OriginSettings, metrics: OriginMetrics | None = None
 ) -> AsyncIterator[RunningOrigin]:
     """An origin serving on ``settings.listen`` (port 0 picks a free one) until the block ends."""
-    Path(settings.variant_cache_dir).mkdir(parents=True, exist_ok=True)
-    storage = make_storage(settings)
-    notifier = make_notifier(settings)
     metrics = metrics or OriginMetrics()
-    context = OriginContext(
-        settings=settings,
-        storage=storage,
-        variant_cache=VariantCache(
-            settings.variant_cache_dir, lambda: image_pool(settings.image_workers), settings.max_pixels, metrics
-        ),
-        notifier=notifier,
-        metrics=metrics,
-    )
-    runner = web.AppRunner(build_app(context), access_log=logging.getLogger("edgefleet_origin.access"))
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        # Each part is closed (in reverse order) even when a later one fails to start.
+        storage = make_storage(settings)
+        stack.push_async_callback(storage.close)
+        notifier = make_notifier(settings)
+        stack.push_async_callback(notifier.close)
+        variant_cache = VariantCache(
+            settings.variant_cache_dir,
+            lambda: image_pool(settings.image_workers),
+            settings.max_pixels,
+            metrics,
+            budget_bytes=settings.variant_cache_size,
+        )
+        stack.push_async_callback(variant_cache.close)
+        await asyncio.to_thread(variant_cache.load)
+        context = OriginContext(settings, storage, variant_cache, notifier, metrics)
+        runner = web.AppRunner(build_app(context), access_log=logging.getLogger("edgefleet_origin.access"))
         await runner.setup()
+        stack.push_async_callback(runner.cleanup)
         host, port = settings.listen
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        bound = runner.addresses[0]
-        url = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{bound[1]}"
+        await web.TCPSite(runner, host, port).start()
+        url = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{runner.addresses[0][1]}"
         log.info("Started origin on %s, storage %s", url, storage.description)
         yield RunningOrigin(url, context)
-    finally:
-        await runner.cleanup()
-        await notifier.close()
-        await storage.close()
-        await context.variant_cache.close()
 
 
 async def serve(settings: OriginSettings) -> None:

@@ -41,6 +41,7 @@ class OriginSettings:
     variants: VariantConfig = field(default_factory=VariantConfig)
     max_pixels: int = 40_000_000
     variant_cache_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "edgefleet-variants")
+    variant_cache_size: int = 1 << 30
     max_upload_size: int = 100 * 1024 * 1024
     image_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     presign_expiry: int = 900
@@ -154,6 +155,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         variants=VariantConfig(args.widths, args.formats, RoundWidths(args.round_widths)),
         max_pixels=args.max_pixels,
         variant_cache_dir=variant_cache_dir,
+        variant_cache_size=args.variant_cache_size,
         max_upload_size=args.max_upload_size,
         image_workers=args.image_workers,
         presign_expiry=int(args.presign_expiry),

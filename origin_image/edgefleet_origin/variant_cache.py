@@ -1,6 +1,7 @@
 """Image variants made once: a local cache directory, one generation per variant at a time, and the
 process pool the CPU work runs in.
 
+The directory stays under a byte budget (least recently used variants go first, ``disk_budget.py``).
 Layout: ``<dir>/<h[:2]>/<h>/<variant>.<ext>`` where ``h`` hashes the object key, so every variant of an
 object (any version) can be dropped with one directory removal when the object changes. A variant's
 name hashes the key, the source's ETag, width, format and encoder version: a new source version never
@@ -23,6 +24,7 @@ from concurrent.futures import BrokenExecutor, Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgefleet_origin.disk_budget import DiskBudget
 from edgefleet_origin.errors import OriginError, UnprocessableImage
 from edgefleet_origin.imaging import QUALITY_VERSION, ImageRejected, Rendered, render_variant
 from edgefleet_origin.metrics import OriginMetrics
@@ -58,8 +60,10 @@ class VariantCache:
         executor_factory: Callable[[], Executor],
         max_pixels: int,
         metrics: OriginMetrics,
+        budget_bytes: int = 1 << 30,
     ) -> None:
         self.directory = directory
+        self._budget = DiskBudget(budget_bytes)
         self._executor_factory = executor_factory
         self._executor = executor_factory()
         self._max_pixels = max_pixels
@@ -83,7 +87,9 @@ class VariantCache:
         same variant share one generation."""
         target = self.path_for(info, spec)
         with contextlib.suppress(FileNotFoundError):
-            return CachedVariant(target, target.stat().st_size)
+            hit = CachedVariant(target, target.stat().st_size)
+            self._budget.touch(target)
+            return hit
         task = self._inflight.get(target.name)
         if task is None:
             task = asyncio.create_task(self._make(info, spec, target, local_source, fetch))
@@ -130,6 +136,9 @@ class VariantCache:
         self._metrics.variant_generations.labels(format=label).inc()
         self._metrics.variant_duration.labels(format=label).observe(time.perf_counter() - started)
         log.debug("Generated %s variant %s of %s", label, spec.tag(), info.key)
+        for evicted in self._budget.add(target, rendered.size):
+            with contextlib.suppress(FileNotFoundError):
+                evicted.unlink()
         return CachedVariant(target, rendered.size)
 
     async def _render(self, source: Path, output: Path, spec: VariantSpec) -> Rendered:
@@ -149,4 +158,25 @@ class VariantCache:
 
     async def forget(self, key: str) -> None:
         """Drop every cached variant of ``key`` (it was replaced or deleted)."""
-        await asyncio.to_thread(shutil.rmtree, self._object_dir(key), True)
+        directory = self._object_dir(key)
+        self._budget.forget_under(directory)
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+
+    def load(self) -> None:
+        """Take stock of variants left by an earlier run, oldest use first, and remove scratch files a
+        crash left behind (blocking; call once at start-up)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        found: list[tuple[float, Path, int]] = []
+        for path in self.directory.glob("*/*/*"):
+            if path.name.startswith("."):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                found.append((st.st_atime, path, st.st_size))
+        for _, path, size in sorted(found):
+            for evicted in self._budget.add(path, size):
+                with contextlib.suppress(FileNotFoundError):
+                    evicted.unlink()
+        log.info("Found %d cached variants (%d bytes) in %s", len(self._budget), self._budget.used, self.directory)

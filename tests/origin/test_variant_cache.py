@@ -63,3 +63,41 @@ async def test_forget_drops_every_variant_of_a_key(tmp_path: Path, source: tuple
     await cache.forget(info.key)
     assert not any(m.path.exists() for m in made)
     await cache.close()
+
+
+async def test_cache_stays_under_its_budget_dropping_least_recently_used(
+    tmp_path: Path, source: tuple[ObjectInfo, Path]
+) -> None:
+    info, path = source
+    probe = VariantCache(tmp_path / "probe", lambda: ThreadPoolExecutor(1), 10_000_000, OriginMetrics())
+    one = (await probe.get(info, VariantSpec(320, ImageFormat.JPEG, False), path, no_fetch)).size
+    await probe.close()
+    # Room for two 320-wide JPEG variants of the same picture (and a little slack), not three.
+    cache = VariantCache(tmp_path / "v", lambda: ThreadPoolExecutor(1), 10_000_000, OriginMetrics(), one * 2 + 10)
+    spec = VariantSpec(320, ImageFormat.JPEG, False)
+    first = await cache.get(info, spec, path, no_fetch)
+    other = ObjectInfo("p/other.jpg", info.size, "etag2", info.last_modified, info.meta)
+    third_info = ObjectInfo("p/third.jpg", info.size, "etag3", info.last_modified, info.meta)
+    second = await cache.get(other, spec, path, no_fetch)
+    await cache.get(info, spec, path, no_fetch)  # a hit: "first" is now the most recently used
+    third = await cache.get(third_info, spec, path, no_fetch)
+    assert first.path.exists() and third.path.exists()
+    assert not second.path.exists()
+    await cache.close()
+
+
+async def test_cache_takes_stock_of_an_earlier_run(tmp_path: Path, source: tuple[ObjectInfo, Path]) -> None:
+    info, path = source
+    spec = VariantSpec(320, ImageFormat.WEBP, False)
+    metrics = OriginMetrics()
+    earlier = VariantCache(tmp_path / "v", lambda: ThreadPoolExecutor(1), 10_000_000, metrics)
+    made = await earlier.get(info, spec, path, no_fetch)
+    await earlier.close()
+    leftover = made.path.parent / ".crashed-scratch.webp"
+    leftover.write_bytes(b"partial")
+    later = VariantCache(tmp_path / "v", lambda: ThreadPoolExecutor(1), 10_000_000, metrics)
+    later.load()
+    assert not leftover.exists()
+    assert (await later.get(info, spec, path, no_fetch)).path == made.path
+    assert metrics.registry.get_sample_value("edgefleet_origin_variant_generations_total", {"format": "webp"}) == 1
+    await later.close()
