@@ -50,7 +50,9 @@ class OriginSettings:
 
 
 def parse_storage(url: str, environ: Mapping[str, str]) -> StorageLocation:
-    """``file:///srv/assets``, ``file:relative/dir`` or ``s3://BUCKET?endpoint=URL&secure=false&region=R``."""
+    """``file:///srv/assets``, ``file:relative/dir`` or
+    ``s3://BUCKET?endpoint=URL&secure=false&region=R&public_url=URL`` (``public_url``: the address
+    presigned upload URLs are signed for, when clients cannot reach ``endpoint``)."""
     parts = urlsplit(url)
     if parts.scheme == "file":
         if parts.netloc not in {"", "localhost"}:
@@ -88,7 +90,11 @@ def _s3_location(url: str, bucket: str, query: dict[str, list[str]], environ: Ma
             "(or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or the *_FILE variants naming files)"
         )
     region = (query.get("region") or ["us-east-1"])[0]
-    return S3Location(bucket, endpoint, secure, region, access, secret)
+    public_values = query.get("public_url")
+    public_url = public_values[0] if public_values else None
+    if public_url is not None and urlsplit(public_url).scheme not in {"http", "https"}:
+        raise ConfigError(f"--storage {url!r}: public_url must be http(s)://HOST[:PORT]")
+    return S3Location(bucket, endpoint, secure, region, access, secret, public_url)
 
 
 def _secret(environ: Mapping[str, str], *names: str) -> str | None:

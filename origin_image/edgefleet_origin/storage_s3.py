@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, TypeVar, cast
+from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
@@ -39,6 +40,7 @@ class S3Location:
     region: str
     access_key: str
     secret_key: str
+    public_url: str | None = None  # scheme://host:port clients use for presigned uploads, if not endpoint
 
     def __repr__(self) -> str:  # never print the credentials
         scheme = "https" if self.secure else "http"
@@ -64,6 +66,19 @@ class S3Storage:
             http_client=http,
         )
         self._http = http
+        # Presigning is local computation (no request when the region is known), so a second client
+        # configured with the public address signs URLs that clients outside the cluster can use.
+        self._signer = self._client
+        if location.public_url:
+            public = urlsplit(location.public_url)
+            self._signer = Minio(
+                public.netloc,
+                access_key=location.access_key,
+                secret_key=location.secret_key,
+                secure=public.scheme == "https",
+                region=location.region,
+                http_client=http,
+            )
 
     @property
     def description(self) -> str:
@@ -153,7 +168,7 @@ class S3Storage:
         return await self._call(
             "presign",
             key,
-            lambda: self._client.presigned_put_object(self.location.bucket, key, expires=expires),
+            lambda: self._signer.presigned_put_object(self.location.bucket, key, expires=expires),
         )
 
     async def check(self) -> None:

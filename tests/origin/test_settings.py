@@ -35,8 +35,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         ("s3://shop?endpoint=http://minio:9000", s3("minio:9000", False, "us-east-1")),
         ("s3://shop?endpoint=minio:9000&secure=false&region=eu", s3("minio:9000", False, "eu")),
         ("s3://shop?endpoint=https://s3.example.com", s3("s3.example.com", True, "us-east-1")),
+        (
+            "s3://shop?endpoint=minio:9000&secure=false&public_url=https://upload.shop.example",
+            S3Location("shop", "minio:9000", False, "us-east-1", "ak", "sk", "https://upload.shop.example"),
+        ),
     ],
-    ids=["file-absolute", "file-relative", "s3-http-url", "s3-secure-param", "s3-https"],
+    ids=["file-absolute", "file-relative", "s3-http-url", "s3-secure-param", "s3-https", "s3-public-url"],
 )  # fmt: skip
 def test_storage_url_is_parsed(url: str, expected: object) -> None:
     assert parse_storage(url, CREDS) == expected
@@ -50,8 +54,9 @@ def test_storage_url_is_parsed(url: str, expected: object) -> None:
         ("s3://?endpoint=x", CREDS, "no bucket"),
         ("s3://shop?endpoint=x&secure=maybe", CREDS, "secure must be"),
         ("s3://shop?endpoint=x", {}, "needs credentials"),
+        ("s3://shop?endpoint=x&public_url=upload.example", CREDS, "public_url must be"),
     ],
-    ids=["unknown-scheme", "file-host", "no-bucket", "bad-secure", "no-credentials"],
+    ids=["unknown-scheme", "file-host", "no-bucket", "bad-secure", "no-credentials", "public-url-without-scheme"],
 )
 def test_bad_storage_url_is_a_config_error(url: str, environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -79,3 +79,18 @@ def test_settings_repr_hides_secrets() -> None:
     text = repr(replace(settings))
     for secret in ("access-key-value", "secret-key-value", "token-value", "pw@"):
         assert secret not in text
+
+
+async def test_presigned_url_is_signed_for_the_public_address(
+    s3_endpoint: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    location = S3Location("shop", s3_endpoint, False, "us-east-1", "ak", "sk", "https://upload.shop.example")
+    settings = OriginSettings(
+        storage=location, listen=("127.0.0.1", 0), upload_token=TOKEN, variant_cache_dir=tmp_path, image_workers=1
+    )
+    async with running_origin(settings) as origin:
+        url = f"{origin.url}/api/files/p/a.jpg/upload-url?expires=5m"
+        async with http.get(url, headers=auth()) as response:
+            body = await response.json()
+    assert body["url"].startswith("https://upload.shop.example/shop/p/a.jpg?")
+    assert "X-Amz-Expires=300" in body["url"]
