@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from edgefleet_origin.caching import CachePolicy
 from edgefleet_origin.change_events import ChangeNotifier
 from edgefleet_origin.metrics import OriginMetrics
+from edgefleet_origin.recent_writes import RecentWrites
 from edgefleet_origin.settings import OriginSettings
 from edgefleet_origin.storage import Storage
 from edgefleet_origin.variant_cache import VariantCache
@@ -21,6 +22,7 @@ class OriginContext:
     variant_cache: VariantCache
     notifier: ChangeNotifier
     metrics: OriginMetrics
+    recent_writes: RecentWrites = field(default_factory=RecentWrites)
 
     @property
     def cache_policy(self) -> CachePolicy:

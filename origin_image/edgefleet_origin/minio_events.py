@@ -22,6 +22,7 @@ class BucketEvent:
     change: Change
     bucket: str
     key: str
+    etag: str | None = None
 
 
 def parse_notification(document: Any) -> list[BucketEvent]:
@@ -45,7 +46,8 @@ def parse_notification(document: Any) -> list[BucketEvent]:
         s3 = record.get("s3")
         bucket = _field(s3.get("bucket") if isinstance(s3, dict) else None, index, "s3.bucket", "name")
         raw_key = _field(s3.get("object") if isinstance(s3, dict) else None, index, "s3.object", "key")
-        events.append(BucketEvent(change, bucket, unquote_plus(raw_key)))
+        etag = s3["object"].get("eTag") if change is Change.WRITTEN else None
+        events.append(BucketEvent(change, bucket, unquote_plus(raw_key), etag if isinstance(etag, str) else None))
     return events
 
 

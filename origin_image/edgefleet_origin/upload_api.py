@@ -89,6 +89,7 @@ async def put_file(request: web.Request) -> web.Response:
         staged.discard()
         raise
     info = await ctx.storage.put(key, staged, meta)
+    ctx.recent_writes.remember(key, info.etag)
     await ctx.variant_cache.forget(key)
     published = await ctx.notifier.notify(Change.REPLACED if existed else Change.CREATED, key)
     log.info("%s object %s (%d bytes)", "Replaced" if existed else "Created", key, info.size)
@@ -102,6 +103,7 @@ async def delete_file(request: web.Request) -> web.Response:
     key = validate_key(request.match_info["key"])
     await ctx.storage.stat(key)  # 404 for a missing key, on every backend
     await ctx.storage.delete(key)
+    ctx.recent_writes.remember(key, None)
     await ctx.variant_cache.forget(key)
     published = await ctx.notifier.notify(Change.DELETED, key)
     log.info("Deleted object %s", key)
@@ -146,6 +148,9 @@ async def minio_webhook(request: web.Request) -> web.Response:
             key = validate_key(event.key)
         except InvalidKey as exc:
             log.warning("Ignored bucket event for unservable key %r: %s", event.key, exc.reason)
+            continue
+        if ctx.recent_writes.is_echo(key, event.etag):
+            log.debug("Skipped bucket event %s for %s: this origin made that change", event.change.value, key)
             continue
         await ctx.variant_cache.forget(key)
         published = await ctx.notifier.notify(event.change, key) and published

@@ -84,7 +84,7 @@ async def test_every_variant_carries_the_purged_surrogate_key(
     assert keys == {"path:/assets/p/shoe.jpg sku-1"}
 
 
-def minio_event(bucket: str, key: str, name: str) -> dict[str, Any]:
+def minio_event(bucket: str, key: str, name: str, etag: str = "abc") -> dict[str, Any]:
     """The body MinIO's webhook target posts (trimmed to what matters, keys URL-encoded)."""
     return {
         "EventName": name,
@@ -96,7 +96,7 @@ def minio_event(bucket: str, key: str, name: str) -> dict[str, Any]:
                 "eventName": name,
                 "s3": {
                     "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
-                    "object": {"key": key.replace("/", "%2F"), "size": 10, "eTag": "abc"},
+                    "object": {"key": key.replace("/", "%2F"), "size": 10, "eTag": etag},
                 },
             }
         ],
@@ -166,3 +166,20 @@ async def test_unreachable_bus_does_not_lose_the_upload(origin_factory, http: ai
         assert result["event_published"] is False
         async with http.get(f"{origin.url}{PATH}") as response:
             assert response.status == 200
+
+
+async def test_minio_echo_of_the_origins_own_write_is_not_published_twice(
+    origin_on_bus: RunningOrigin, http: aiohttp.ClientSession, bus: PurgeBus
+) -> None:
+    result = await upload(http, origin_on_bus, "p/shoe.jpg", jpeg_bytes(100, 100))
+    own_etag = result["etag"].strip('"')
+    webhook = f"{origin_on_bus.url}/api/events/minio"
+    echo = json.dumps(minio_event(bucket_of(origin_on_bus), "p/shoe.jpg", "s3:ObjectCreated:Put", own_etag))
+    async with http.post(webhook, data=echo, headers=auth()) as response:
+        assert (await response.json())["handled"] == 0
+    assert (await purged(bus), await warmed(bus)) == ([], [(PATH,)])
+    # A different upload of the same key (straight to the bucket) is news, and is published.
+    other = json.dumps(minio_event(bucket_of(origin_on_bus), "p/shoe.jpg", "s3:ObjectCreated:Put", "other"))
+    async with http.post(webhook, data=other, headers=auth()) as response:
+        assert (await response.json())["handled"] == 1
+    assert (await purged(bus), await warmed(bus)) == ([PURGE], [(PATH,), (PATH,)])
