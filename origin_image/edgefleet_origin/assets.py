@@ -11,7 +11,7 @@ from aiohttp import web
 
 from edgefleet_origin.caching import http_date
 from edgefleet_origin.context import OriginContext, context_of
-from edgefleet_origin.errors import BadRequest, OriginError, StorageError
+from edgefleet_origin.errors import BadRequest, ObjectChanged, OriginError, StorageError
 from edgefleet_origin.keys import validate_key
 from edgefleet_origin.objects import ObjectInfo
 from edgefleet_origin.preconditions import Outcome, evaluate, quote_etag, range_applies
@@ -25,9 +25,22 @@ log = logging.getLogger(__name__)
 CHUNK = 256 * 1024
 
 
+# Reading an object that is being replaced sees a new version at most a few times in a row.
+ATTEMPTS = 3
+
+
 async def serve_asset(request: web.Request) -> web.StreamResponse:
     ctx = context_of(request)
     key = validate_key(request.match_info["key"])
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return await _serve(request, ctx, key)
+        except ObjectChanged:
+            continue  # raised before the response is prepared, so starting over is safe
+    return await _serve(request, ctx, key)
+
+
+async def _serve(request: web.Request, ctx: OriginContext, key: str) -> web.StreamResponse:
     info = await ctx.storage.stat(key)
     spec = _variant_spec(ctx, info, request)
     headers = ctx.cache_policy.headers(info)
@@ -71,9 +84,9 @@ async def serve_asset(request: web.Request) -> web.StreamResponse:
         return response
 
     reader = (
-        await ctx.storage.open(key, byte_range)
+        await ctx.storage.open(info, byte_range)
         if variant_path is None
-        else await asyncio.to_thread(_open_file, variant_path, byte_range)
+        else await asyncio.to_thread(_open_file, info.key, variant_path, byte_range)
     )
     try:
         await response.prepare(request)
@@ -102,8 +115,11 @@ def _variant_spec(ctx: OriginContext, info: ObjectInfo, request: web.Request) ->
     return select_variant(ctx.settings.variants, source, request.query, request.headers.get("Accept"))
 
 
-def _open_file(path: Path, byte_range: ByteRange | None) -> ObjectReader:
-    raw = path.open("rb")
+def _open_file(key: str, path: Path, byte_range: ByteRange | None) -> ObjectReader:
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError:
+        raise ObjectChanged(key) from None  # evicted, or dropped because the object changed
     size = os.fstat(raw.fileno()).st_size
     if byte_range is not None:
         raw.seek(byte_range.start)
@@ -113,7 +129,7 @@ def _open_file(path: Path, byte_range: ByteRange | None) -> ObjectReader:
 
 def _fetcher(ctx: OriginContext) -> SourceFetcher:
     async def fetch(info: ObjectInfo, target: Path) -> None:
-        reader = await ctx.storage.open(info.key, None)
+        reader = await ctx.storage.open(info, None)
         try:
             with target.open("wb") as out:
                 while chunk := await reader.read(CHUNK):

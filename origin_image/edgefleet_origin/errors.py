@@ -75,6 +75,15 @@ class StorageError(OriginError):
         self.operation = operation
 
 
+class ObjectChanged(OriginError):
+    """The object changed between reading its metadata and its bytes; the request is retried."""
+
+    status = 503
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"{key!r} changed while it was being read; retry")
+
+
 class ObjectNotFound(NotFound):
     def __init__(self, key: str) -> None:
         super().__init__(f"no object {key!r}")

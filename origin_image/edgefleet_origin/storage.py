@@ -52,8 +52,10 @@ class Storage(Protocol):
         """Raise ``ObjectNotFound`` when there is no such object."""
         ...
 
-    async def open(self, key: str, byte_range: ByteRange | None) -> ObjectReader:
-        """A reader positioned at the start of ``byte_range`` (or of the object)."""
+    async def open(self, info: ObjectInfo, byte_range: ByteRange | None) -> ObjectReader:
+        """A reader of the version ``info`` describes, positioned at the start of ``byte_range`` (or of
+        the object). Raise ``ObjectChanged`` when the stored object is no longer that version, so a
+        response never pairs one version's headers with another's bytes."""
         ...
 
     async def put(self, key: str, staged: StagedUpload, meta: ObjectMeta) -> ObjectInfo:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from edgefleet_origin.errors import Conflict, NotImplementedHere, ObjectNotFound, StorageError
+from edgefleet_origin.errors import Conflict, NotImplementedHere, ObjectChanged, ObjectNotFound, StorageError
 from edgefleet_origin.objects import ObjectInfo, ObjectMeta
 from edgefleet_origin.ranges import ByteRange
 from edgefleet_origin.staging import StagedUpload
@@ -56,8 +56,8 @@ class FileStorage:
     async def stat(self, key: str) -> ObjectInfo:
         return await asyncio.to_thread(self._stat, key)
 
-    async def open(self, key: str, byte_range: ByteRange | None) -> ObjectReader:
-        return await asyncio.to_thread(self._open, key, byte_range)
+    async def open(self, info: ObjectInfo, byte_range: ByteRange | None) -> ObjectReader:
+        return await asyncio.to_thread(self._open, info, byte_range)
 
     async def put(self, key: str, staged: StagedUpload, meta: ObjectMeta) -> ObjectInfo:
         return await asyncio.to_thread(self._put, key, staged, meta)
@@ -115,15 +115,20 @@ class FileStorage:
             return {}
         return data if isinstance(data, dict) else {}
 
-    def _open(self, key: str, byte_range: ByteRange | None) -> ObjectReader:
+    def _open(self, info: ObjectInfo, byte_range: ByteRange | None) -> ObjectReader:
+        key = info.key
         try:
             raw = (self.root / key).open("rb")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise ObjectNotFound(key) from None
+            raise ObjectChanged(key) from None
         except OSError as exc:
             raise StorageError(f"cannot open {key!r}: {exc.strerror}", operation="read") from exc
+        st = os.fstat(raw.fileno())
+        if st.st_size != info.size or datetime.fromtimestamp(st.st_mtime, UTC) != info.last_modified:
+            raw.close()
+            raise ObjectChanged(key)
         if byte_range is None:
-            remaining = os.fstat(raw.fileno()).st_size
+            remaining = st.st_size
         else:
             raw.seek(byte_range.start)
             remaining = byte_range.length

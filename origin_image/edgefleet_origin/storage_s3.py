@@ -19,7 +19,7 @@ import urllib3
 from minio import Minio
 from minio.error import MinioException, S3Error
 
-from edgefleet_origin.errors import ObjectNotFound, StorageError
+from edgefleet_origin.errors import ObjectChanged, ObjectNotFound, StorageError
 from edgefleet_origin.objects import ObjectInfo, ObjectMeta
 from edgefleet_origin.ranges import ByteRange
 from edgefleet_origin.staging import StagedUpload
@@ -103,16 +103,24 @@ class S3Storage:
             meta=ObjectMeta.from_user_metadata(key, stat.content_type or "", metadata),
         )
 
-    async def open(self, key: str, byte_range: ByteRange | None) -> ObjectReader:
+    async def open(self, info: ObjectInfo, byte_range: ByteRange | None) -> ObjectReader:
+        key = info.key
         if byte_range is None:
             offset, length = 0, 0
         else:
             offset, length = byte_range.start, byte_range.length
-        response = await self._call(
-            "read",
-            key,
-            lambda: self._client.get_object(self.location.bucket, key, offset=offset, length=length),
-        )
+        # If-Match pins the version whose headers the response already carries.
+        version: dict[str, str | list[str] | tuple[str]] = {"If-Match": f'"{info.etag}"'}
+        try:
+            response = await self._call(
+                "read",
+                key,
+                lambda: self._client.get_object(
+                    self.location.bucket, key, offset=offset, length=length, request_headers=version
+                ),
+            )
+        except ObjectNotFound:
+            raise ObjectChanged(key) from None
         declared = response.headers.get("Content-Length")
         remaining = int(declared) if declared and declared.isdigit() else length or (1 << 62)
 
@@ -185,6 +193,8 @@ class S3Storage:
         except S3Error as exc:
             if exc.code in _MISSING:
                 raise ObjectNotFound(key) from None
+            if exc.code == "PreconditionFailed":
+                raise ObjectChanged(key) from None
             raise StorageError(f"S3 {operation} of {key!r} failed: {exc.code}", operation=operation) from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError, ValueError) as exc:
             reason = f"S3 {operation} of {key!r} failed: {type(exc).__name__}"
