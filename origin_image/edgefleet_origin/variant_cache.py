@@ -115,13 +115,12 @@ class VariantCache:
     ) -> CachedVariant:
         target.parent.mkdir(parents=True, exist_ok=True)
         scratch = target.parent / f".{uuid.uuid4().hex}"
-        source = local_source
-        if source is None:
-            source = scratch.with_suffix(".source")
-            await fetch(info, source)
+        source = local_source or scratch.with_suffix(".source")
         output = scratch.with_suffix("." + spec.format.value)
         started = time.perf_counter()
         try:
+            if local_source is None:
+                await fetch(info, source)
             rendered = await self._render(source, output, spec)
             os.replace(output, target)
         except ImageRejected as exc:
