@@ -26,6 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(S3 credentials: EDGEFLEET_S3_ACCESS_KEY/EDGEFLEET_S3_SECRET_KEY or AWS_ACCESS_KEY_ID/"
         "AWS_SECRET_ACCESS_KEY, or the same names with _FILE naming a file)",
     )
+    add_flag(parser, "--s3-access-key-file", help="file holding the S3 access key")
+    add_flag(parser, "--s3-secret-key-file", help="file holding the S3 secret key")
     add_flag(parser, "--upload-token", secret=True, help="Bearer token for the upload API (unset: API disabled)")
     add_flag(parser, "--upload-token-file", help="file holding the upload token")
     add_flag(

@@ -141,6 +141,15 @@ def parse_formats(text: str) -> tuple[ImageFormat, ...]:
     return tuple(dict.fromkeys(formats))
 
 
+def _with_key_files(args: argparse.Namespace, environ: Mapping[str, str]) -> Mapping[str, str]:
+    """The ``--s3-*-key-file`` flags are the ``EDGEFLEET_S3_*_KEY_FILE`` variables by another name."""
+    files = {
+        "EDGEFLEET_S3_ACCESS_KEY_FILE": args.s3_access_key_file,
+        "EDGEFLEET_S3_SECRET_KEY_FILE": args.s3_secret_key_file,
+    }
+    return {**environ, **{name: path for name, path in files.items() if path}}
+
+
 def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> OriginSettings:
     variant_cache_dir = Path(args.variant_cache_dir)
     upload_token = args.upload_token
@@ -150,7 +159,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     if args.webhook_token_file:
         webhook_token = read_secret_file(args.webhook_token_file, "--webhook-token-file")
     return OriginSettings(
-        storage=parse_storage(args.storage, environ),
+        storage=parse_storage(args.storage, _with_key_files(args, environ)),
         listen=args.listen,
         upload_token=upload_token or None,
         webhook_token=webhook_token or upload_token or None,

@@ -118,3 +118,21 @@ def test_minio_notification_keys_are_url_decoded() -> None:
 def test_minio_notification_without_records_is_rejected() -> None:
     with pytest.raises(BadRequest, match="Records"):
         parse_notification({"EventName": "s3:ObjectCreated:Put"})
+
+
+def test_s3_credentials_come_from_key_file_flags(tmp_path: Path) -> None:
+    (tmp_path / "ak").write_text("access-from-file")
+    (tmp_path / "sk").write_text("secret-from-file")
+    args = parse([
+        "--storage", "s3://shop?endpoint=minio:9000", "--s3-access-key-file", str(tmp_path / "ak"),
+        "--s3-secret-key-file", str(tmp_path / "sk"),
+    ])  # fmt: skip
+    location = settings_from_args(args, {}).storage
+    assert isinstance(location, S3Location)
+    assert (location.access_key, location.secret_key) == ("access-from-file", "secret-from-file")
+
+
+def test_unreadable_secret_file_is_a_config_error(tmp_path: Path) -> None:
+    args = parse(["--upload-token-file", str(tmp_path / "missing")])
+    with pytest.raises(ConfigError, match="cannot read"):
+        settings_from_args(args, {})
