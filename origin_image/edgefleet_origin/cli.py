@@ -41,7 +41,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--widths", type=parse_widths, default=(320, 640, 1280), help="allowed ?w= widths")
     add_flag(parser, "--formats", type=parse_formats, default=parse_formats("avif,webp,jpeg"), help="output formats")
     add_flag(parser, "--round-widths", choices=("up", "reject"), default="up", help="other widths: round up or 400")
-    add_flag(parser, "--max-pixels", type=int, default=40_000_000, help="decompression-bomb limit (pixels)")
+    add_flag(parser, "--max-pixels", type=int, default=50_000_000, help="decompression-bomb limit (pixels)")
     add_flag(
         parser,
         "--variant-cache-dir",

@@ -39,7 +39,7 @@ class OriginSettings:
     default_ttl: int = 3600
     browser_ttl: int = 300
     variants: VariantConfig = field(default_factory=VariantConfig)
-    max_pixels: int = 40_000_000
+    max_pixels: int = 50_000_000
     variant_cache_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "edgefleet-variants")
     variant_cache_size: int = 1 << 30
     max_upload_size: int = 100 * 1024 * 1024

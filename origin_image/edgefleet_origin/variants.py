@@ -33,7 +33,8 @@ class RoundWidths(enum.Enum):
     REJECT = "reject"
 
 
-# Formats a client must announce in Accept to get them by negotiation, best first.
+# Formats a client must announce in Accept to get them by negotiation (others are never negotiated:
+# a client without AVIF or WebP gets the original's format).
 NEGOTIATED = (ImageFormat.AVIF, ImageFormat.WEBP)
 SOURCE_TYPES: Mapping[str, ImageFormat] = {
     "image/jpeg": ImageFormat.JPEG,
@@ -82,7 +83,8 @@ def select_variant(
     explicit = query.get("format")
     if explicit is not None:
         return VariantSpec(width, _explicit_format(config, source, explicit), negotiated=False)
-    negotiable = [f for f in NEGOTIATED if f in config.formats]
+    # Preference is the configured order ("best first"); the default puts AVIF before WebP.
+    negotiable = [f for f in config.formats if f in NEGOTIATED]
     if not negotiable:
         return VariantSpec(width, source, negotiated=False)
     accepted = accepted_image_types(accept)

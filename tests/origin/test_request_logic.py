@@ -188,3 +188,9 @@ def test_object_metadata_from_foreign_tools_is_read_leniently() -> None:
         },
     )
     assert meta == ObjectMeta("image/png", ttl=600, browser_ttl=None, tags=("ok",))
+
+
+def test_negotiation_follows_the_configured_preference() -> None:
+    config = VariantConfig(formats=(ImageFormat.WEBP, ImageFormat.AVIF))
+    spec = select_variant(config, ImageFormat.JPEG, {}, "image/avif,image/webp")
+    assert spec == VariantSpec(None, ImageFormat.WEBP, negotiated=True)
