@@ -78,7 +78,9 @@ def _translate(node: JsonSchema, definitions: dict[str, JsonSchema], path: str) 
         elif key == "default":
             if value is None:
                 continue
-            out["default"] = {} if isinstance(value, dict) else value
+            # Whole object defaults, not `{}`: the API server checks defaults against CEL rules
+            # before nested defaulting, so `{}` would fail rules such as `self.min <= self.max`.
+            out["default"] = _without_nulls(value)
         else:
             out[key] = value
     if "enum" in out and "type" not in out:
@@ -90,6 +92,14 @@ def _translate(node: JsonSchema, definitions: dict[str, JsonSchema], path: str) 
     if out.get("type") != "object" and "description" not in out and not path.endswith("[]"):
         raise SchemaTranslationError(f"{path}: field has no description")
     return out
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def _top_level(description: str, spec: JsonSchema, status: JsonSchema) -> JsonSchema:

@@ -30,6 +30,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -269,6 +270,12 @@ class KubeTestEnv:
         if check and result.returncode != 0:
             raise KubeTestEnvError(f"helm {' '.join(args)} failed ({result.returncode}):\n{result.stderr}")
         return result
+
+    def api_client(self) -> Any:
+        """A ``kubernetes.client.ApiClient`` authenticated as the admin."""
+        from kubernetes import config
+
+        return config.new_client_from_config(config_file=str(self.kubeconfig))
 
     def service_account_kubeconfig(self, namespace: str, name: str, duration: str = "2h") -> Path:
         """A kubeconfig that authenticates as ServiceAccount ``namespace/name`` (TokenRequest API)."""
