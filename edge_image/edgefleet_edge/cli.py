@@ -1,0 +1,78 @@
+"""``edgefleet edge``: run a caching edge."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+from edgefleet.flags import add_flag, duration, host_port, size
+from edgefleet.logs import configure_logging
+
+from .server import Edge, EdgeSettings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_flag(parser, "--listen", type=host_port, default=("0.0.0.0", 8080), help="data port HOST:PORT")
+    add_flag(parser, "--admin-listen", type=host_port, default=("0.0.0.0", 9090), help="admin port HOST:PORT")
+    add_flag(parser, "--origin", default=None, help="origin base URL, e.g. http://origin:8081 (required)")
+    add_flag(parser, "--memory", type=size, default=256 * 2**20, help="memory tier size (e.g. 256Mi)")
+    add_flag(parser, "--disk", type=size, default=0, help="disk tier size (e.g. 1Gi; needs --cache-dir)")
+    add_flag(parser, "--cache-dir", type=Path, default=None, help="disk tier and purge checkpoint directory")
+    add_flag(parser, "--redis", default=None, secret=True, help="Redis URL of the purge bus")
+    add_flag(parser, "--cluster", default="default", help="cluster name on the purge bus")
+    add_flag(parser, "--name", default="edge", help="this edge's name (the pod name in Kubernetes)")
+    add_flag(parser, "--admin-token", default=None, secret=True, help="bearer token for the admin API")
+    add_flag(parser, "--grace", type=duration, default=3600.0, help="serve stale this long when the origin fails")
+    parser.add_argument("--allow-set-cookie", action="store_true", help="cache responses that set cookies")
+    add_flag(parser, "--workers", type=int, default=1, help="processes sharing the port (one cache directory)")
+    add_flag(parser, "--log-format", default="text", choices=["text", "json"], help="log format")
+    add_flag(parser, "--log-level", default="INFO", help="log level")
+
+
+def settings_from(args: argparse.Namespace) -> EdgeSettings:
+    return EdgeSettings(
+        listen=args.listen,
+        admin_listen=args.admin_listen,
+        origin=args.origin,
+        memory=args.memory,
+        disk=args.disk if args.cache_dir else 0,
+        cache_dir=args.cache_dir,
+        name=args.name,
+        admin_token=args.admin_token,
+        redis=args.redis,
+        cluster=args.cluster,
+        grace=args.grace,
+        allow_set_cookie=args.allow_set_cookie,
+    )
+
+
+async def serve(settings: EdgeSettings) -> None:
+    edge = Edge(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await edge.start()
+    try:
+        await stop.wait()
+    finally:
+        await edge.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_format, args.log_level)
+    if not args.origin:
+        print("edgefleet edge: --origin is required (or EDGEFLEET_ORIGIN)")
+        return 2
+    if args.workers != 1:
+        print("edgefleet edge: --workers > 1 is not supported yet; run more edges instead")
+        return 2
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    asyncio.run(serve(settings_from(args)))
+    return 0

@@ -1,0 +1,61 @@
+"""The edge's Prometheus metrics (names from edgefleet.metric_names), on a registry of its own."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from edgefleet import metric_names as names
+
+from .store import Store
+
+
+class _StoreCollector(Collector):
+    """Reads tier sizes and evictions from the store at scrape time (nothing to update per request)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        used = GaugeMetricFamily(names.EDGE_CACHE_BYTES, "Bytes stored per tier.", labels=["tier"])
+        objects = GaugeMetricFamily(names.EDGE_CACHE_OBJECTS, "Objects stored per tier.", labels=["tier"])
+        capacity = GaugeMetricFamily(names.EDGE_CACHE_CAPACITY, "Configured bytes per tier.", labels=["tier"])
+        evictions = CounterMetricFamily(
+            names.EDGE_EVICTIONS.removesuffix("_total"), "Objects evicted for space.", labels=["tier"]
+        )
+        for tier, (nbytes, count, cap) in self.store.tier_stats().items():
+            used.add_metric([tier], nbytes)
+            objects.add_metric([tier], count)
+            capacity.add_metric([tier], cap)
+            evictions.add_metric([tier], self.store.stats.evictions[tier])
+        yield from (used, objects, capacity, evictions)
+
+
+class EdgeMetrics:
+    def __init__(self, store: Store, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            names.EDGE_REQUESTS.removesuffix("_total"), "Client requests.", ["cache_status", "code"], registry=r
+        )
+        self.duration = Histogram(
+            names.EDGE_REQUEST_DURATION, "Client request latency.", ["cache_status"],
+            buckets=names.LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.origin_requests = Counter(
+            names.EDGE_ORIGIN_REQUESTS.removesuffix("_total"), "Requests sent to the origin.", ["code"], registry=r
+        )
+        self.origin_duration = Histogram(
+            names.EDGE_ORIGIN_DURATION, "Origin response time (to headers).", buckets=names.LATENCY_BUCKETS, registry=r
+        )
+        self.bytes_served = Counter(
+            names.EDGE_BYTES_SERVED.removesuffix("_total"), "Body bytes sent to clients.", registry=r
+        )
+        self.purges = Counter(
+            names.EDGE_PURGES_APPLIED.removesuffix("_total"), "Purges applied from the bus.", ["kind"], registry=r
+        )
+        self.purge_lag = Gauge(names.EDGE_PURGE_LAG, "Seconds from a purge's issue to its application.", registry=r)
+        r.register(_StoreCollector(store))

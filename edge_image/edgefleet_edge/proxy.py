@@ -1,0 +1,430 @@
+"""The data port: a shared HTTP cache in front of one origin.
+
+Only the configured origin is ever contacted: the request's Host header and any absolute-form target
+are ignored, so the edge cannot be turned into an open proxy (no SSRF). Cache semantics are decided by
+the pure modules (freshness, cachekey, responses); this module moves bytes and keeps the books.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .cachekey import accept_class, encoding_class, primary_key, secondary_key, vary_fields
+from .freshness import current_age, format_http_date, initial_age, parse_directives, response_policy
+from .metrics import EdgeMetrics
+from .responses import RECOMPUTED, end_to_end, multipart_body, not_modified, plan_range
+from .store import Entry, Store
+
+logger = logging.getLogger(__name__)
+
+CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+UNSAFE_FORWARDED = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+STREAM_CHUNK = 64 * 1024
+
+
+class OriginUnavailable(Exception):
+    """The origin could not be reached, timed out, or answered 5xx."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    name: str
+    origin: str
+    grace: float = 3600.0
+    allow_set_cookie: bool = False
+    origin_timeout: float = 30.0
+    max_body_in_flight: int = 64 * 1024 * 1024
+
+
+@dataclass
+class Fetched:
+    """An origin response, complete: what collapsed followers share."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | None
+    entry: Entry | None
+    """The stored entry, when the response was stored."""
+    body_file: Path | None = None
+
+
+def _request_signature(key: str, headers: Mapping[str, str]) -> str:
+    """Requests that would get the same response from the origin (for collapsing)."""
+    return f"{key}|{accept_class(headers.get('Accept'))}|{encoding_class(headers.get('Accept-Encoding'))}"
+
+
+class CachingProxy:
+    def __init__(self, config: EdgeConfig, store: Store, metrics: EdgeMetrics, session: aiohttp.ClientSession) -> None:
+        self.config = config
+        self.store = store
+        self.metrics = metrics
+        self.session = session
+        self.origin = config.origin.rstrip("/")
+        self.via = f"1.1 {config.name} (edgefleet)"
+        self._inflight: dict[str, asyncio.Future[Fetched]] = {}
+        self._revalidating: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
+
+    # ---- entry point ---------------------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.monotonic()
+        method = request.method
+        try:
+            if method in CACHEABLE_METHODS:
+                response, status_word = await self._cacheable(request)
+            elif method in UNSAFE_FORWARDED:
+                response, status_word = await self._pass_through(request), "bypass"
+            else:
+                response, status_word = self._error(405, "method not supported by the edge", "bypass"), "bypass"
+        except OriginUnavailable as exc:
+            response, status_word = self._error(exc.status, exc.reason, "miss"), "miss"
+        self.metrics.requests.labels(status_word, str(response.status)).inc()
+        self.metrics.duration.labels(status_word).observe(time.monotonic() - started)
+        return response
+
+    # ---- GET / HEAD ----------------------------------------------------------------------------
+
+    def _find(self, key: str, request: web.Request) -> Entry | None:
+        authorized = "Authorization" in request.headers
+        for entry in self.store.variants(key):
+            if secondary_key(entry.vary, request.headers) != entry.variant:
+                continue
+            if authorized and not _shareable_with_authorization(entry):
+                continue
+            return self.store.get(entry.id)
+        return None
+
+    async def _cacheable(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+        key = primary_key(request.path, request.query_string)
+        entry = self._find(key, request)
+        now = time.time()
+        if entry is not None:
+            age = current_age(entry.initial_age, entry.response_time, now)
+            fresh = not entry.stale and age < entry.lifetime
+            if fresh:
+                return self._from_entry(request, entry, age, "HIT", "hit"), "hit"
+            swr_ok = (
+                not entry.stale and not entry.must_revalidate and age < entry.lifetime + entry.stale_while_revalidate
+            )
+            if swr_ok:
+                self._revalidate_in_background(request, key, entry)
+                return self._from_entry(request, entry, age, "STALE", "hit", detail="fwd=stale"), "stale"
+            try:
+                fetched = await self._fetch(request, key, validators_from=entry)
+            except OriginUnavailable:
+                if self._may_serve_stale_on_error(entry, age):
+                    return self._from_entry(
+                        request, entry, age, "STALE", "hit", detail="fwd=stale; fwd-status=error"
+                    ), "stale"
+                raise
+            if fetched.status == 304 and fetched.entry is not None:
+                refreshed = fetched.entry
+                age = current_age(refreshed.initial_age, refreshed.response_time, time.time())
+                return self._from_entry(request, refreshed, age, "REVALIDATED", "revalidated"), "revalidated"
+            if fetched.status >= 500 and self._may_serve_stale_on_error(entry, age):
+                return self._from_entry(
+                    request, entry, age, "STALE", "hit", detail="fwd=stale; fwd-status=5xx"
+                ), "stale"
+            return self._from_fetched(request, fetched, "EXPIRED", "fwd=stale"), "expired"
+        fetched = await self._fetch(request, key, validators_from=None)
+        if fetched.entry is not None:
+            return self._from_fetched(request, fetched, "MISS", "fwd=miss; stored"), "miss"
+        return self._from_fetched(request, fetched, "BYPASS", "fwd=uri-miss"), "bypass"
+
+    def _may_serve_stale_on_error(self, entry: Entry, age: float) -> bool:
+        window = max(entry.stale_if_error, self.config.grace)
+        return age < entry.lifetime + window
+
+    # ---- fetching (collapsed) ------------------------------------------------------------------
+
+    async def _fetch(self, request: web.Request, key: str, validators_from: Entry | None) -> Fetched:
+        signature = _request_signature(key, request.headers)
+        if "Authorization" in request.headers:
+            return await self._fetch_from_origin(request, key, validators_from)
+        pending = self._inflight.get(signature)
+        if pending is not None:
+            # Followers share the leader's result, cacheable or not, instead of asking the origin again.
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
+        self._inflight[signature] = future
+        try:
+            result = await self._fetch_from_origin(request, key, validators_from)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: followers may be none
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            del self._inflight[signature]
+
+    def _origin_headers(self, request: web.Request) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict()
+        for name, value in end_to_end(list(request.headers.items())):
+            if name.lower() in {"host", "content-length", "if-none-match", "if-modified-since", "range", "if-range"}:
+                continue
+            headers.add(name, value)
+        peer = request.remote or ""
+        previous = request.headers.get("X-Forwarded-For")
+        headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
+        headers["Via"] = self.via
+        return headers
+
+    async def _fetch_from_origin(self, request: web.Request, key: str, validators_from: Entry | None) -> Fetched:
+        headers = self._origin_headers(request)
+        if validators_from is not None:
+            if etag := validators_from.header("ETag"):
+                headers["If-None-Match"] = etag
+            if last_modified := validators_from.header("Last-Modified"):
+                headers["If-Modified-Since"] = last_modified
+        generation = self.store.purge_generation
+        request_time = time.time()
+        began = time.monotonic()
+        url = self.origin + request.rel_url.path_qs
+        try:
+            async with self.session.get(url, headers=headers, allow_redirects=False) as response:
+                self.metrics.origin_duration.observe(time.monotonic() - began)
+                self.metrics.origin_requests.labels(str(response.status)).inc()
+                response_time = time.time()
+                raw_headers = end_to_end([(k, v) for k, v in response.headers.items()])
+                if response.status == 304 and validators_from is not None:
+                    return Fetched(304, raw_headers, None, self._refresh(validators_from, raw_headers,
+                                                                          request_time, response_time))  # fmt: skip
+                if response.status >= 500:
+                    body = await response.read()
+                    return Fetched(response.status, raw_headers, body, None)
+                body = await self._read_body(response)
+        except TimeoutError as exc:
+            self.metrics.origin_requests.labels("timeout").inc()
+            raise OriginUnavailable(504, "origin timed out") from exc
+        except aiohttp.ClientError as exc:
+            self.metrics.origin_requests.labels("error").inc()
+            raise OriginUnavailable(502, f"origin unreachable: {type(exc).__name__}") from exc
+        entry = self._store_if_allowed(request, key, response.status, raw_headers, body, request_time,
+                                       response_time, generation)  # fmt: skip
+        return Fetched(response.status, raw_headers, body, entry)
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        declared = response.content_length
+        if declared is not None and declared > self.config.max_body_in_flight:
+            raise OriginUnavailable(502, "origin response too large for this edge")
+        chunks = []
+        total = 0
+        async for chunk in response.content.iter_chunked(STREAM_CHUNK):
+            total += len(chunk)
+            if total > self.config.max_body_in_flight:
+                raise OriginUnavailable(502, "origin response too large for this edge")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _store_if_allowed(
+        self,
+        request: web.Request,
+        key: str,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        request_time: float,
+        response_time: float,
+        generation: int,
+    ) -> Entry | None:
+        header_map = CIMultiDictProxy(CIMultiDict(headers))
+        policy = response_policy(
+            status,
+            header_map,
+            now=response_time,
+            request_has_authorization="Authorization" in request.headers,
+            allow_set_cookie=self.config.allow_set_cookie,
+        )
+        if not policy.storable or request.method == "HEAD":
+            if policy.reason in {"no-store", "private"}:
+                # A new uncacheable response for this URL must not leave an old cacheable one behind.
+                self.store.remove_key(key)
+            return None
+        vary = vary_fields(header_map.get("Vary"))
+        entry = Entry(
+            key=key,
+            variant=secondary_key(vary, request.headers),
+            path=request.path,
+            status=status,
+            headers=headers,
+            size=len(body),
+            request_time=request_time,
+            response_time=response_time,
+            initial_age=initial_age(header_map, request_time, response_time),
+            lifetime=policy.lifetime,
+            stale_while_revalidate=policy.stale_while_revalidate,
+            stale_if_error=policy.stale_if_error,
+            must_revalidate=policy.must_revalidate,
+            vary=vary,
+            surrogate_keys=tuple(header_map.get("Surrogate-Key", "").split()),
+            stale=generation != self.store.purge_generation,  # a purge raced this fetch: revalidate next time
+        )
+        return entry if self.store.put(entry, body=body) else None
+
+    def _refresh(
+        self, entry: Entry, headers: list[tuple[str, str]], request_time: float, response_time: float
+    ) -> Entry:
+        """RFC 9111 §4.3.4: a 304 updates the stored headers and freshness, keeping the body."""
+        merged = dict((k.lower(), (k, v)) for k, v in entry.headers)
+        for name, value in headers:
+            if name.lower() not in {"content-length", "content-encoding", "transfer-encoding"}:
+                merged[name.lower()] = (name, value)
+        entry.headers = list(merged.values())
+        header_map = CIMultiDictProxy(CIMultiDict(entry.headers))
+        policy = response_policy(entry.status, header_map, now=response_time, allow_set_cookie=True)
+        entry.request_time, entry.response_time = request_time, response_time
+        entry.initial_age = initial_age(CIMultiDictProxy(CIMultiDict(headers)), request_time, response_time)
+        entry.lifetime = policy.lifetime if policy.storable else 0.0
+        entry.stale = False
+        if entry.tier == "disk":
+            self.store._write_meta(entry)
+        return entry
+
+    def _revalidate_in_background(self, request: web.Request, key: str, entry: Entry) -> None:
+        if entry.id in self._revalidating:
+            return  # one refresh per object, however many requests see it stale
+        self._revalidating.add(entry.id)
+
+        async def refresh() -> None:
+            try:
+                await self._fetch(request, key, validators_from=entry)
+            except OriginUnavailable as exc:
+                logger.warning("Background revalidation of %s failed: %s", key, exc.reason)
+            finally:
+                self._revalidating.discard(entry.id)
+
+        task = asyncio.get_running_loop().create_task(refresh())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # ---- building client responses -------------------------------------------------------------
+
+    def _cache_headers(self, headers: CIMultiDict[str], word: str, rfc_detail: str, age: float | None) -> None:
+        headers["X-Cache"] = word
+        headers["Cache-Status"] = f"{self.config.name}; {rfc_detail}"
+        headers["Via"] = self.via
+        if age is not None:
+            headers["Age"] = str(int(age))
+
+    def _from_entry(
+        self, request: web.Request, entry: Entry, age: float, word: str, hit: str, detail: str | None = None
+    ) -> web.StreamResponse:
+        headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in entry.headers if k.lower() not in RECOMPUTED)
+        rfc = "hit" if detail is None else detail
+        if word in ("HIT", "STALE") and detail is None:
+            rfc = f"hit; ttl={int(entry.lifetime - age)}"
+        self._cache_headers(headers, word, rfc, age)
+        if not_modified(entry, request.headers):
+            for name in ("Content-Type", "Content-Length", "Content-Encoding"):
+                headers.popall(name, None)
+            return web.Response(status=304, headers=headers)
+        body = self.store.read_body(entry)
+        plan = plan_range(request.headers.get("Range"), request.headers.get("If-Range"), entry)
+        headers["Accept-Ranges"] = "bytes"
+        if plan.status == 416:
+            headers["Content-Range"] = f"bytes */{entry.size}"
+            return web.Response(status=416, headers=headers)
+        if plan.status == 206:
+            if len(plan.ranges) == 1:
+                first, last = plan.ranges[0]
+                headers["Content-Range"] = f"bytes {first}-{last}/{entry.size}"
+                body = body[first : last + 1]
+            else:
+                content_type = headers.get("Content-Type", "application/octet-stream")
+                body, headers["Content-Type"] = multipart_body(body, plan.ranges, content_type)
+        status = 206 if plan.status == 206 else entry.status
+        return self._body_response(request, status, headers, body)
+
+    def _from_fetched(self, request: web.Request, fetched: Fetched, word: str, detail: str) -> web.StreamResponse:
+        if fetched.entry is not None and fetched.status == 200:
+            return self._from_entry(request, fetched.entry, 0.0, word, "miss", detail=detail)
+        headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in fetched.headers if k.lower() not in RECOMPUTED)
+        self._cache_headers(headers, word, detail, 0.0 if fetched.entry is not None else None)
+        return self._body_response(request, fetched.status, headers, fetched.body or b"")
+
+    def _body_response(self, request: web.Request, status: int, headers: CIMultiDict[str], body: bytes) -> web.Response:
+        if status in (204, 304) or 100 <= status < 200:
+            return web.Response(status=status, headers=headers)
+        self.metrics.bytes_served.inc(0 if request.method == "HEAD" else len(body))
+        response = web.Response(status=status, headers=headers, body=body)
+        return response
+
+    def _error(self, status: int, reason: str, word: str) -> web.Response:
+        headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "text/plain; charset=utf-8"})
+        self._cache_headers(headers, word.upper(), f'fwd=miss; detail="{reason}"', None)
+        headers["Cache-Control"] = "no-store"
+        return web.Response(status=status, headers=headers, text=f"{status} {reason}\n")
+
+    # ---- unsafe methods ------------------------------------------------------------------------
+
+    async def _pass_through(self, request: web.Request) -> web.StreamResponse:
+        """Forward unsafe methods; a non-error answer invalidates what we store for the URL (RFC 9111 §4.4)."""
+        headers = self._origin_headers(request)
+        url = self.origin + request.rel_url.path_qs
+        try:
+            async with self.session.request(
+                request.method, url, headers=headers, data=request.content, allow_redirects=False
+            ) as response:
+                self.metrics.origin_requests.labels(str(response.status)).inc()
+                body = await self._read_body(response)
+                out: CIMultiDict[str] = CIMultiDict(
+                    (k, v) for k, v in end_to_end(list(response.headers.items())) if k.lower() not in RECOMPUTED
+                )
+                status = response.status
+        except TimeoutError as exc:
+            raise OriginUnavailable(504, "origin timed out") from exc
+        except aiohttp.ClientError as exc:
+            raise OriginUnavailable(502, f"origin unreachable: {type(exc).__name__}") from exc
+        if status < 400:
+            self.store.remove_key(primary_key(request.path, request.query_string))
+            for name in ("Location", "Content-Location"):
+                target = out.get(name)
+                if target:
+                    path = _same_host_path(target, request.host)
+                    if path is not None:
+                        self.store.remove_key(primary_key(*path))
+        self._cache_headers(out, "BYPASS", "fwd=method", None)
+        return web.Response(status=status, headers=out, body=body)
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _shareable_with_authorization(entry: Entry) -> bool:
+    """RFC 9111 §3.5: stored responses may answer requests with Authorization only when they said so."""
+    directives = parse_directives(entry.header("Cache-Control"))
+    return "public" in directives or "s-maxage" in directives or "must-revalidate" in directives
+
+
+def _same_host_path(target: str, host: str) -> tuple[str, str] | None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(target)
+    if parts.netloc and parts.netloc != host:
+        return None
+    return parts.path or "/", parts.query
+
+
+def http_date_now() -> str:
+    return format_http_date(time.time())

@@ -1,0 +1,120 @@
+"""Building responses from stored entries: conditional requests, ranges, and the cache's own headers.
+
+Pure: entries and request headers in, (status, headers, body parts) out.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .freshness import parse_http_date
+from .store import Entry
+
+# RFC 9110 §7.6.1 and the proxy-specific ones: never forwarded, whatever Connection says.
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
+     "trailer", "transfer-encoding", "upgrade"}
+)  # fmt: skip
+# Headers aiohttp computes itself for the client; copying the stored ones would duplicate them.
+RECOMPUTED = frozenset({"content-length", "date", "server", "age", "x-cache", "cache-status", "via"})
+
+
+def end_to_end(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop hop-by-hop headers and those named in Connection (RFC 9110 §7.6.1)."""
+    listed = set()
+    for name, value in headers:
+        if name.lower() == "connection":
+            listed |= {token.strip().lower() for token in value.split(",")}
+    return [(n, v) for n, v in headers if n.lower() not in HOP_BY_HOP and n.lower() not in listed]
+
+
+def etag_matches(if_none_match: str, etag: str | None) -> bool:
+    """Weak comparison (RFC 9110 §13.1.2)."""
+    if etag is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    wanted = etag.removeprefix("W/")
+    return any(candidate.strip().removeprefix("W/") == wanted for candidate in if_none_match.split(","))
+
+
+def not_modified(entry: Entry, request: Mapping[str, str]) -> bool:
+    """Whether a client's conditional GET/HEAD is answered 304 from ``entry`` (RFC 9110 §13.2.2)."""
+    if entry.status != 200:
+        return False
+    inm = request.get("If-None-Match")
+    if inm is not None:
+        return etag_matches(inm, entry.header("ETag"))
+    ims = parse_http_date(request.get("If-Modified-Since"))
+    last_modified = parse_http_date(entry.header("Last-Modified"))
+    return ims is not None and last_modified is not None and last_modified <= ims
+
+
+@dataclass(frozen=True)
+class RangePlan:
+    status: int
+    """206, 416, or 200 (range ignored)."""
+    ranges: tuple[tuple[int, int], ...] = ()
+    """Inclusive (first, last) byte positions."""
+
+
+def plan_range(range_header: str | None, if_range: str | None, entry: Entry) -> RangePlan:
+    """RFC 9110 §14: serve byte ranges of a complete stored 200 response."""
+    if range_header is None or entry.status != 200:
+        return RangePlan(200)
+    if if_range is not None:
+        etag = entry.header("ETag")
+        if if_range.startswith(('"', "W/")):
+            # If-Range needs a strong match (RFC 9110 §13.1.5).
+            if etag is None or etag.startswith("W/") or if_range.strip() != etag:
+                return RangePlan(200)
+        else:
+            if parse_http_date(if_range) != parse_http_date(entry.header("Last-Modified")):
+                return RangePlan(200)
+    unit, _, spec = range_header.partition("=")
+    if unit.strip().lower() != "bytes" or not spec.strip():
+        return RangePlan(200)
+    size = entry.size
+    ranges = []
+    for part in spec.split(","):
+        first_text, dash, last_text = part.strip().partition("-")
+        if not dash:
+            return RangePlan(200)  # malformed: ignore the Range header, as RFC 9110 allows
+        try:
+            if first_text == "":
+                suffix = int(last_text)
+                if suffix <= 0:
+                    continue
+                first, last = max(0, size - suffix), size - 1
+            else:
+                first = int(first_text)
+                last = int(last_text) if last_text else size - 1
+        except ValueError:
+            return RangePlan(200)
+        if first > last:
+            return RangePlan(200)
+        if first >= size:
+            continue  # unsatisfiable part
+        ranges.append((first, min(last, size - 1)))
+    if not ranges:
+        return RangePlan(416)
+    if len(ranges) > 16:
+        return RangePlan(200)  # many small ranges are a denial-of-service pattern; send it whole
+    return RangePlan(206, tuple(ranges))
+
+
+def multipart_body(body: bytes, ranges: tuple[tuple[int, int], ...], content_type: str) -> tuple[bytes, str]:
+    """multipart/byteranges (RFC 9110 §14.6)."""
+    boundary = secrets.token_hex(12)
+    parts = []
+    for first, last in ranges:
+        parts.append(
+            f"--{boundary}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Range: bytes {first}-{last}/{len(body)}\r\n\r\n".encode()
+            + body[first : last + 1]
+            + b"\r\n"
+        )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/byteranges; boundary={boundary}"

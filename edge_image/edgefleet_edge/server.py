@@ -1,0 +1,147 @@
+"""Wiring the edge together: store, proxy, admin port, purge consumer; start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
+
+from .admin import AdminState, admin_app
+from .metrics import EdgeMetrics
+from .proxy import CachingProxy, EdgeConfig
+from .purging import BusPurgeApplier
+from .store import Store
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EdgeSettings:
+    listen: tuple[str, int]
+    admin_listen: tuple[str, int]
+    origin: str
+    memory: int
+    disk: int
+    cache_dir: Path | None
+    name: str
+    admin_token: str | None
+    redis: str | None = None
+    cluster: str = "default"
+    grace: float = 3600.0
+    allow_set_cookie: bool = False
+    max_connections: int = 10_000
+    idle_timeout: float = 75.0
+
+
+class Edge:
+    def __init__(self, settings: EdgeSettings) -> None:
+        self.settings = settings
+        self.store = Store(settings.memory, settings.disk, settings.cache_dir)
+        self.metrics = EdgeMetrics(self.store)
+        self.admin_state = AdminState()
+        token = settings.admin_token
+        if not token:
+            # Secure by default: no token configured means a random one nobody knows, so the purge
+            # endpoint is closed rather than open.
+            token = secrets.token_urlsafe(32)
+            logger.warning("No --admin-token given: the admin API (purge, metrics) is closed to everyone")
+        self.admin_token = token
+        self._runners: list[web.AppRunner] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._proxy: CachingProxy | None = None
+        self._consumer_task: asyncio.Task[None] | None = None
+        self._redis: aioredis.Redis | None = None
+        self.data_port = 0
+        self.admin_port = 0
+
+    async def start(self) -> None:
+        loaded = await asyncio.to_thread(self.store.load_disk)
+        if loaded:
+            logger.info("Loaded %d cached objects from %s", loaded, self.settings.cache_dir)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+            timeout=aiohttp.ClientTimeout(total=30, connect=5),
+            auto_decompress=False,
+        )
+        self._proxy = CachingProxy(
+            EdgeConfig(name=self.settings.name, origin=self.settings.origin, grace=self.settings.grace,
+                       allow_set_cookie=self.settings.allow_set_cookie),
+            self.store, self.metrics, self._session,
+        )  # fmt: skip
+        data = web.Application(client_max_size=64 * 1024 * 1024)
+        data.router.add_route("*", "/{tail:.*}", self._proxy.handle)
+        admin = admin_app(self.admin_token, self.store, self.metrics, self.admin_state)
+        self.data_port = await self._serve(data, self.settings.listen)
+        self.admin_port = await self._serve(admin, self.settings.admin_listen)
+        if self.settings.redis:
+            await self._start_bus()
+        else:
+            self.admin_state.ready = True
+        logger.info("Edge %s serving on port %d (admin %d)", self.settings.name, self.data_port, self.admin_port)
+
+    async def _serve(self, app: web.Application, address: tuple[str, int]) -> int:
+        runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=self.settings.idle_timeout, handler_cancellation=True,
+            max_line_size=8190, max_field_size=8190,
+        )  # fmt: skip
+        await runner.setup()
+        site = web.TCPSite(runner, address[0], address[1], backlog=1024, reuse_port=True)
+        await site.start()
+        self._runners.append(runner)
+        server = site._server  # the bound port, when 0 was asked for
+        assert server is not None
+        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+
+    async def _start_bus(self) -> None:
+        assert self.settings.redis is not None
+        self._redis = aioredis.Redis.from_url(self.settings.redis)
+        bus = PurgeBus(self._redis, self.settings.cluster)
+        cache_dir = self.settings.cache_dir
+        checkpoint = FileCheckpoint(cache_dir / "purge.checkpoint") if cache_dir else MemoryCheckpoint()
+        consumer = bus.purge_consumer(self.settings.name, checkpoint)
+        applier = BusPurgeApplier(self.store, self.metrics)
+
+        async def consume() -> None:
+            while True:
+                try:
+                    applied = await consumer.catch_up(applier)
+                    logger.info("Caught up with the purge bus (%d purges applied)", applied)
+                    self.admin_state.ready = True
+                    await consumer.run(applier)
+                except (OSError, aiohttp.ClientError, ConnectionError) as exc:
+                    self.admin_state.ready = False
+                    self.admin_state.reason = f"purge bus unreachable: {exc}"
+                    logger.warning("Purge bus unreachable: %s", exc)
+                    await asyncio.sleep(1.0)  # reconnect backoff
+                except Exception as exc:  # the consumer must outlive any one bad moment
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    self.admin_state.ready = False
+                    self.admin_state.reason = f"purge consumer failed: {exc}"
+                    logger.exception("Purge consumer failed; restarting it")
+                    await asyncio.sleep(1.0)
+
+        self._consumer_task = asyncio.get_running_loop().create_task(consume())
+
+    async def stop(self) -> None:
+        if self._consumer_task is not None:
+            self._consumer_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._consumer_task
+        for runner in self._runners:
+            await runner.cleanup()
+        if self._proxy is not None:
+            await self._proxy.close()
+        if self._session is not None:
+            await self._session.close()
+        if self._redis is not None:
+            await self._redis.aclose()

@@ -1,0 +1,345 @@
+"""The edge's storage: a memory tier and a disk tier, each under a hard byte limit, with one index.
+
+Small bodies live in memory; when the memory tier evicts them they move to disk (if there is a disk
+tier), and bodies too large for memory go to disk directly. The disk tier survives restarts: each
+object is a body file plus a metadata file renamed into place last, so a torn write leaves a body
+without metadata, which start-up deletes and never serves.
+
+Eviction is least-recently-used by bytes per tier (``ByteLRU``); the index also answers purges by
+path, prefix, surrogate key and all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+Tier = Literal["memory", "disk"]
+
+
+@dataclass
+class Entry:
+    """A stored response. ``body`` is set for the memory tier; disk entries read ``body_path``."""
+
+    key: str
+    variant: str
+    path: str
+    status: int
+    headers: list[tuple[str, str]]
+    size: int
+    request_time: float
+    response_time: float
+    initial_age: float
+    lifetime: float
+    stale_while_revalidate: float
+    stale_if_error: float
+    must_revalidate: bool
+    vary: tuple[str, ...]
+    surrogate_keys: tuple[str, ...]
+    stale: bool = False
+    """Soft-purged: serve only after revalidation."""
+    body: bytes | None = field(default=None, repr=False)
+    tier: Tier = "memory"
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(f"{self.key}\x00{self.variant}".encode()).hexdigest()[:32]
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+class ByteLRU:
+    """Least-recently-used order with byte accounting; ``evict_for`` says what to drop for room."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+        self._sizes: OrderedDict[str, int] = OrderedDict()
+
+    def __contains__(self, item: str) -> bool:
+        return item in self._sizes
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def touch(self, item: str) -> None:
+        if item in self._sizes:
+            self._sizes.move_to_end(item)
+
+    def add(self, item: str, size: int) -> None:
+        self.remove(item)
+        self._sizes[item] = size
+        self.used += size
+
+    def remove(self, item: str) -> None:
+        size = self._sizes.pop(item, None)
+        if size is not None:
+            self.used -= size
+
+    def evict_for(self, size: int) -> list[str]:
+        """Least recently used items to remove so that ``size`` more bytes fit."""
+        victims = []
+        room = self.capacity - self.used
+        for item, item_size in self._sizes.items():
+            if room >= size:
+                break
+            victims.append(item)
+            room += item_size
+        return victims
+
+
+@dataclass
+class StoreStats:
+    evictions: dict[str, int] = field(default_factory=lambda: {"memory": 0, "disk": 0})
+
+
+class Store:
+    def __init__(self, memory_bytes: int, disk_bytes: int, cache_dir: Path | None) -> None:
+        self.memory = ByteLRU(memory_bytes)
+        self.disk = ByteLRU(disk_bytes if cache_dir is not None else 0)
+        self.cache_dir = cache_dir
+        # Objects larger than this skip memory: one object never takes more than an eighth of it.
+        self.max_memory_object = max(1, memory_bytes // 8)
+        self.entries: dict[str, Entry] = {}
+        self.by_key: dict[str, set[str]] = {}
+        self.by_path: dict[str, set[str]] = {}
+        self.by_tag: dict[str, set[str]] = {}
+        self.stats = StoreStats()
+        self.purge_generation = 0
+        """Bumped by every purge: a fetch that started before a purge must not be stored as fresh."""
+        if cache_dir is not None:
+            (cache_dir / "objects").mkdir(parents=True, exist_ok=True)
+
+    # ---- lookup --------------------------------------------------------------------------------
+
+    def variants(self, key: str) -> Iterator[Entry]:
+        for entry_id in self.by_key.get(key, ()):
+            yield self.entries[entry_id]
+
+    def get(self, entry_id: str) -> Entry | None:
+        entry = self.entries.get(entry_id)
+        if entry is not None:
+            (self.memory if entry.tier == "memory" else self.disk).touch(entry_id)
+        return entry
+
+    def read_body(self, entry: Entry) -> bytes:
+        if entry.body is not None:
+            return entry.body
+        return self._body_path(entry.id).read_bytes()
+
+    def body_file(self, entry: Entry) -> Path | None:
+        return None if entry.body is not None else self._body_path(entry.id)
+
+    # ---- storing -------------------------------------------------------------------------------
+
+    def put(self, entry: Entry, body: bytes | None = None, body_file: Path | None = None) -> bool:
+        """Store ``entry`` with its body (bytes, or a finished temp file to move in). False if it cannot fit."""
+        self.remove(entry.id)
+        if body is not None and entry.size <= self.max_memory_object and entry.size <= self.memory.capacity:
+            entry.body, entry.tier = body, "memory"
+            for victim in self.memory.evict_for(entry.size):
+                self._demote(victim)
+            self.memory.add(entry.id, entry.size)
+            self._index(entry)
+            return True
+        if self.cache_dir is None or entry.size > self.disk.capacity:
+            if body_file is not None:
+                body_file.unlink(missing_ok=True)
+            return False
+        for victim in self.disk.evict_for(entry.size):
+            self._drop(victim, evicted=True)
+        entry.tier, entry.body = "disk", None
+        self._write_disk(entry, body, body_file)
+        self.disk.add(entry.id, entry.size)
+        self._index(entry)
+        return True
+
+    def _demote(self, entry_id: str) -> None:
+        entry = self.entries.get(entry_id)
+        if entry is None:
+            return
+        self.stats.evictions["memory"] += 1
+        body = entry.body
+        self._drop(entry_id, evicted=False)
+        if body is not None and self.cache_dir is not None and entry.size <= self.disk.capacity:
+            for victim in self.disk.evict_for(entry.size):
+                self._drop(victim, evicted=True)
+            entry.tier, entry.body = "disk", None
+            self._write_disk(entry, body, None)
+            self.disk.add(entry.id, entry.size)
+            self._index(entry)
+
+    def _index(self, entry: Entry) -> None:
+        self.entries[entry.id] = entry
+        self.by_key.setdefault(entry.key, set()).add(entry.id)
+        self.by_path.setdefault(entry.path, set()).add(entry.id)
+        for tag in entry.surrogate_keys:
+            self.by_tag.setdefault(tag, set()).add(entry.id)
+
+    def _drop(self, entry_id: str, *, evicted: bool) -> None:
+        entry = self.entries.pop(entry_id, None)
+        if entry is None:
+            return
+        tier = self.memory if entry.tier == "memory" else self.disk
+        tier.remove(entry_id)
+        if evicted:
+            self.stats.evictions[entry.tier] += 1
+        for index, name in ((self.by_key, entry.key), (self.by_path, entry.path)):
+            members = index.get(name)
+            if members is not None:
+                members.discard(entry_id)
+                if not members:
+                    del index[name]
+        for tag in entry.surrogate_keys:
+            members = self.by_tag.get(tag)
+            if members is not None:
+                members.discard(entry_id)
+                if not members:
+                    del self.by_tag[tag]
+        if entry.tier == "disk":
+            self._body_path(entry_id).unlink(missing_ok=True)
+            self._meta_path(entry_id).unlink(missing_ok=True)
+
+    def remove(self, entry_id: str) -> None:
+        self._drop(entry_id, evicted=False)
+
+    def remove_key(self, key: str) -> int:
+        ids = list(self.by_key.get(key, ()))
+        for entry_id in ids:
+            self.remove(entry_id)
+        return len(ids)
+
+    # ---- purges --------------------------------------------------------------------------------
+
+    def matching(
+        self,
+        *,
+        paths: tuple[str, ...] = (),
+        prefixes: tuple[str, ...] = (),
+        tags: tuple[str, ...] = (),
+        everything: bool = False,
+    ) -> set[str]:
+        if everything:
+            return set(self.entries)
+        ids: set[str] = set()
+        for path in paths:
+            ids |= self.by_path.get(path, set())
+        for tag in tags:
+            ids |= self.by_tag.get(tag, set())
+        if prefixes:
+            for path, members in self.by_path.items():
+                if path.startswith(prefixes):
+                    ids |= members
+        return ids
+
+    def purge(self, ids: set[str], *, soft: bool) -> int:
+        self.purge_generation += 1
+        for entry_id in ids:
+            entry = self.entries.get(entry_id)
+            if entry is None:
+                continue
+            if soft:
+                entry.stale = True
+                if entry.tier == "disk":
+                    self._write_meta(entry)
+            else:
+                self.remove(entry_id)
+        return len(ids)
+
+    # ---- disk ----------------------------------------------------------------------------------
+
+    def _body_path(self, entry_id: str) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir / "objects" / f"{entry_id}.body"
+
+    def _meta_path(self, entry_id: str) -> Path:
+        assert self.cache_dir is not None
+        return self.cache_dir / "objects" / f"{entry_id}.meta"
+
+    def _write_disk(self, entry: Entry, body: bytes | None, body_file: Path | None) -> None:
+        target = self._body_path(entry.id)
+        if body_file is not None:
+            os.replace(body_file, target)
+        else:
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".body-")
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(body or b"")
+            os.replace(tmp, target)
+        self._write_meta(entry)  # last: metadata present means the body is complete
+
+    def _write_meta(self, entry: Entry) -> None:
+        meta = asdict(entry)
+        meta.pop("body")
+        target = self._meta_path(entry.id)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".meta-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(meta, handle)
+        os.replace(tmp, target)
+
+    def new_temp_body(self) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        fd, tmp = tempfile.mkstemp(dir=self.cache_dir / "objects", prefix=".incoming-")
+        os.close(fd)
+        return Path(tmp)
+
+    def load_disk(self) -> int:
+        """Rebuild the index from the disk tier; delete torn writes and leftovers. Objects loaded."""
+        if self.cache_dir is None:
+            return 0
+        objects = self.cache_dir / "objects"
+        loaded = 0
+        for leftover in objects.glob(".*"):
+            leftover.unlink(missing_ok=True)
+        for meta_path in sorted(objects.glob("*.meta")):
+            try:
+                meta = json.loads(meta_path.read_text())
+                meta["headers"] = [tuple(pair) for pair in meta["headers"]]
+                meta["vary"] = tuple(meta["vary"])
+                meta["surrogate_keys"] = tuple(meta["surrogate_keys"])
+                entry = Entry(**meta)
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                logger.warning("Dropped unreadable cache metadata %s: %s", meta_path.name, exc)
+                meta_path.unlink(missing_ok=True)
+                continue
+            body = self._body_path(entry.id)
+            if (
+                not body.exists()
+                or body.stat().st_size != entry.size
+                or entry.size > self.disk.capacity - self.disk.used
+            ):
+                meta_path.unlink(missing_ok=True)
+                body.unlink(missing_ok=True)
+                continue
+            entry.tier, entry.body = "disk", None
+            self.disk.add(entry.id, entry.size)
+            self._index(entry)
+            loaded += 1
+        for body in objects.glob("*.body"):
+            if body.name.removesuffix(".body") not in self.entries:
+                with contextlib.suppress(OSError):
+                    body.unlink()
+        return loaded
+
+    def tier_stats(self) -> dict[str, tuple[int, int, int]]:
+        """tier -> (bytes used, objects, capacity)."""
+        return {
+            "memory": (self.memory.used, len(self.memory), self.memory.capacity),
+            "disk": (self.disk.used, len(self.disk), self.disk.capacity),
+        }
