@@ -1,0 +1,71 @@
+"""``edgefleet balancer``: route requests to the edge that owns their cache key."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+
+from edgefleet.flags import add_flag, host_port
+from edgefleet.logs import configure_logging
+
+from .server import Balancer, BalancerSettings
+
+
+def parse_edges(text: str) -> tuple[tuple[str, str, str | None], ...]:
+    """``URL,URL`` or ``name=URL,name=URL`` (names default to edge-0, edge-1, ...)."""
+    edges = []
+    for index, item in enumerate(part.strip() for part in text.split(",") if part.strip()):
+        name, sep, url = item.partition("=")
+        if not sep:
+            name, url = f"edge-{index}", item
+        if not url.startswith(("http://", "https://")):
+            raise argparse.ArgumentTypeError(f"{url!r} is not an http URL")
+        edges.append((name, url, None))
+    return tuple(edges)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_flag(parser, "--listen", type=host_port, default=("0.0.0.0", 8080), help="data port HOST:PORT")
+    add_flag(parser, "--admin-listen", type=host_port, default=("0.0.0.0", 9090), help="admin port HOST:PORT")
+    add_flag(parser, "--admin-token", default=None, secret=True, help="bearer token for the admin API")
+    add_flag(parser, "--edges", type=parse_edges, default=(), help="static members: URL,URL or name=URL,...")
+    add_flag(parser, "--hash-key", default="pathAndQuery", choices=["pathAndQuery", "path"], help="what to hash")
+    add_flag(parser, "--load-factor", type=float, default=1.25, help="bounded-load factor c (>= 1)")
+    parser.add_argument("--no-x-edge", action="store_true", help="do not add the X-Edge response header")
+    add_flag(parser, "--redis", default=None, secret=True, help="Redis URL of the bus (for warm events)")
+    add_flag(parser, "--cluster", default="default", help="cluster name on the bus")
+    add_flag(parser, "--name", default="balancer", help="this balancer's name (consumer name for warm events)")
+    add_flag(parser, "--log-format", default="text", choices=["text", "json"], help="log format")
+
+
+async def serve(settings: BalancerSettings) -> None:
+    balancer = Balancer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await balancer.start()
+    try:
+        await stop.wait()
+    finally:
+        await balancer.stop()
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_format)
+    if args.load_factor < 1.0:
+        print("edgefleet balancer: --load-factor must be at least 1")
+        return 2
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    settings = BalancerSettings(
+        listen=args.listen, admin_listen=args.admin_listen, admin_token=args.admin_token, edges=args.edges,
+        hash_key=args.hash_key, load_factor=args.load_factor, x_edge=not args.no_x_edge, redis=args.redis,
+        cluster=args.cluster, name=args.name,
+    )  # fmt: skip
+    asyncio.run(serve(settings))
+    return 0
