@@ -13,6 +13,8 @@ from pathlib import Path
 
 from edgefleet.api import CdnCluster
 from edgefleet.api.units import parse_bytes, parse_seconds
+from edgefleet.autoscale.decision import ScalingSpec
+from edgefleet.autoscale.spec import scaling_spec
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class LocalPlan:
     autoscaling_enabled: bool
     autoscale_interval: float
     prometheus_url_in_manifest: str | None
+    scaling: ScalingSpec
     deviations: tuple[Deviation, ...] = field(default_factory=tuple)
 
     def edge_name(self, index: int) -> str:
@@ -133,6 +136,7 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
         autoscaling_enabled=spec.autoscaling.enabled,
         autoscale_interval=parse_seconds(spec.autoscaling.interval),
         prometheus_url_in_manifest=spec.autoscaling.prometheus_url,
+        scaling=scaling_spec(spec),
         deviations=tuple(deviations),
     )
 
