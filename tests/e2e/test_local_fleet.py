@@ -190,12 +190,32 @@ def test_latency_breach_under_load_starts_a_third_edge_that_joins_the_balancer(f
 
 def test_first_request_misses_and_second_hits_through_the_balancer(fleet: Fleet) -> None:
     fleet.upload("products/shoe.jpg", jpeg(800, 600, (200, 30, 30)), "sku-1 cat-shoes")
-    first = fleet.get("/assets/products/shoe.jpg")
-    second = fleet.get("/assets/products/shoe.jpg")
+    # ?w=640 is a variant nobody has asked for yet (warm events fetch the plain path only).
+    first = fleet.get("/assets/products/shoe.jpg?w=640")
+    second = fleet.get("/assets/products/shoe.jpg?w=640")
     assert first.status_code == second.status_code == 200
     assert first.headers["X-Cache"].startswith("MISS")
     assert second.headers["X-Cache"].startswith("HIT")
     assert first.content == second.content
+    assert first.headers["X-Edge"] == second.headers["X-Edge"], "one owner edge per cache key"
+
+
+def misses_on_all_edges(fleet: Fleet) -> float:
+    token = load_or_create_tokens(fleet.state_dir).admin
+    total = 0.0
+    for edge in fleet.state.edges:
+        text = requests.get(f"{edge.admin_url}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
+        for line in text.splitlines():
+            if line.startswith("edgefleet_edge_requests_total{") and 'cache_status="miss"' in line:
+                total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_new_object_is_warmed_through_its_owner_edge_before_shoppers_ask(fleet: Fleet) -> None:
+    before = misses_on_all_edges(fleet)
+    fleet.upload("products/new-arrival.jpg", jpeg(640, 480, (10, 10, 200)), "sku-2")
+    eventually(lambda: misses_on_all_edges(fleet) > before, "the balancer to warm the new object", timeout=30)
+    assert fleet.get("/assets/products/new-arrival.jpg").headers["X-Cache"].startswith("HIT")
 
 
 def test_avif_variant_has_the_requested_width_and_is_cached(fleet: Fleet) -> None:
