@@ -25,7 +25,7 @@ from edgefleet.loadgen.catalogue_images import catalogue_objects
 from edgefleet.loadgen.report import format_summary, html_report, summarise
 from edgefleet.loadgen.runner import PhasePlan, run_load
 from edgefleet.loadgen.workload import Catalogue, Phase, Workload
-from edgefleet.runtime.state import RuntimeState, StateError, load_or_create_tokens, read_runtime
+from edgefleet.runtime.state import RuntimeState, StateError, read_runtime
 from edgefleet.runtime.upload_cli import upload_object
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -35,9 +35,7 @@ class ApiModel(BaseModel):
     cel_rules: ClassVar[tuple[dict[str, str], ...]] = ()
 
     @classmethod
-    def __get_pydantic_json_schema__(
-        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
-    ) -> JsonSchemaValue:
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
         json_schema = handler(core_schema)
         if cls.cel_rules:
             target = handler.resolve_ref_schema(json_schema)

@@ -59,9 +59,7 @@ def _translate(node: JsonSchema, definitions: dict[str, JsonSchema], path: str) 
         if key in _DROPPED_KEYS:
             continue
         if key == "properties":
-            out["properties"] = {
-                name: _translate(sub, definitions, f"{path}.{name}") for name, sub in value.items()
-            }
+            out["properties"] = {name: _translate(sub, definitions, f"{path}.{name}") for name, sub in value.items()}
         elif key == "items":
             out["items"] = _translate(value, definitions, f"{path}[]")
         elif key == "additionalProperties":
