@@ -31,6 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--admin-listen", type=host_port, default=("0.0.0.0", 9090), help="admin port HOST:PORT")
     add_flag(parser, "--admin-token", default=None, secret=True, help="bearer token for the admin API")
     add_flag(parser, "--edges", type=parse_edges, default=(), help="static members: URL,URL or name=URL,...")
+    add_flag(
+        parser, "--kubernetes-service", default=None, help="NAMESPACE/NAME: edges are this Service's ready endpoints"
+    )
+    add_flag(parser, "--edge-port", type=int, default=8080, help="edges' data port (Kubernetes membership)")
+    add_flag(parser, "--edge-admin-port", type=int, default=9090, help="edges' admin port, for health probes")
     add_flag(parser, "--hash-key", default="pathAndQuery", choices=["pathAndQuery", "path"], help="what to hash")
     add_flag(parser, "--load-factor", type=float, default=1.25, help="bounded-load factor c (>= 1)")
     parser.add_argument("--no-x-edge", action="store_true", help="do not add the X-Edge response header")
@@ -62,10 +67,18 @@ def run(args: argparse.Namespace) -> int:
         import uvloop
 
         uvloop.install()
+    kube_service = None
+    if args.kubernetes_service:
+        namespace, sep, service = args.kubernetes_service.partition("/")
+        if not sep or not namespace or not service:
+            print("edgefleet balancer: --kubernetes-service takes NAMESPACE/NAME")
+            return 2
+        kube_service = (namespace, service)
     settings = BalancerSettings(
         listen=args.listen, admin_listen=args.admin_listen, admin_token=args.admin_token, edges=args.edges,
         hash_key=args.hash_key, load_factor=args.load_factor, x_edge=not args.no_x_edge, redis=args.redis,
-        cluster=args.cluster, name=args.name,
+        cluster=args.cluster, name=args.name, kubernetes_service=kube_service, edge_port=args.edge_port,
+        edge_admin_port=args.edge_admin_port,
     )  # fmt: skip
     asyncio.run(serve(settings))
     return 0

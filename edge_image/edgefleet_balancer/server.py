@@ -27,8 +27,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from edgefleet import metric_names as names
 from edgefleet.bus import PurgeBus, WarmMessage
 
+from .kube_membership import EndpointSliceWatcher
 from .membership import Membership
-from .ring import choose, owners
+from .ring import choose
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,13 @@ class BalancerSettings:
     cluster: str = "default"
     name: str = "balancer"
     request_timeout: float = 30.0
+    kubernetes_service: tuple[str, str] | None = None
+    """(namespace, service) whose ready endpoints are the edges."""
+    edge_port: int = 8080
+    edge_admin_port: int | None = 9090
+    kubeconfig: str | None = None
+    active_probes: bool = True
+    """Probe each edge's /healthz every second (off only in tests whose edges are not reachable)."""
 
 
 class BalancerMetrics:
@@ -83,6 +91,7 @@ class Balancer:
         self._runners: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: aioredis.Redis | None = None
+        self._watcher: EndpointSliceWatcher | None = None
         self.data_port = 0
         self.admin_port = 0
 
@@ -282,14 +291,28 @@ class Balancer:
         self.data_port = await self._serve(data, self.settings.listen)
         self.admin_port = await self._serve(self.admin_app(), self.settings.admin_listen)
         loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._probe_forever()))
+        if self.settings.active_probes:
+            self._tasks.append(loop.create_task(self._probe_forever()))
+        if self.settings.kubernetes_service is not None:
+            namespace, service = self.settings.kubernetes_service
+            self._watcher = EndpointSliceWatcher(
+                namespace, service, self.settings.edge_port, self.settings.edge_admin_port,
+                self._set_members, loop, self.settings.kubeconfig,
+            )  # fmt: skip
+            self._watcher.start()
         if self.settings.redis:
             self._redis = aioredis.Redis.from_url(self.settings.redis)
             consumer = PurgeBus(self._redis, self.settings.cluster).warm_consumer("balancers", self.settings.name)
             self._tasks.append(loop.create_task(consumer.run(self._warm)))
         logger.info("Balancer serving on port %d (admin %d)", self.data_port, self.admin_port)
 
+    def _set_members(self, members: list[tuple[str, str, str | None]]) -> None:
+        self.membership.replace(members)
+        logger.info("Membership from Kubernetes: %s", ", ".join(m[0] for m in members) or "no ready edges")
+
     async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.stop()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
