@@ -1,4 +1,4 @@
-"""The admin port: health, readiness, metrics and local purge; everything but /healthz needs the token."""
+"""The admin port: health, readiness, metrics and local purge; all but health and readiness need the token."""
 
 from __future__ import annotations
 
@@ -19,6 +19,9 @@ from .metrics import EdgeMetrics
 from .purging import apply_purge
 from .store import Store
 
+# Kubelet probes cannot carry a secret, and health and readiness reveal nothing worth protecting.
+OPEN_PATHS = frozenset({"/healthz", "/readyz"})
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -27,7 +30,7 @@ def token_middleware(token: str) -> Any:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path == "/healthz":
+        if request.path in OPEN_PATHS:
             return await handler(request)
         given = request.headers.get("Authorization", "").encode()
         if not given:
