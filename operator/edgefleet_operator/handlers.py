@@ -87,7 +87,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix="cdn.edgefleet.io", key="last-handled-configuration"
         )
-        settings.posting.level = logging.WARNING  # we post our own Events, in the Kubernetes style
+        # kopf's own log lines stay out of Events; ours are posted with kopf.event, in the Kubernetes style.
+        settings.posting.level = logging.WARNING
         settings.peering.standalone = True
         settings.watching.server_timeout = 270
 
@@ -97,7 +98,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     def run_reconcile(body: kopf.Body, patch: kopf.Patch) -> None:
         def event(kind: str, reason: str, message: str) -> None:
-            (kopf.warn if kind == "Warning" else kopf.info)(body, reason=reason, message=message)
+            kopf.event(body, type=kind, reason=reason, message=message)
 
         outcome = reconcile(body, runtime.applier, RenderOptions(image=cfg.image), event)
         status = dict(outcome.status)
@@ -165,7 +166,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         if cluster is None:
             missing = f"CdnCluster {request.spec.cluster} not found in namespace {meta['namespace']}"
             patch.status.update({"phase": "Failed", "message": missing, "completedAt": now_rfc3339()})
-            kopf.warn(body, reason="ClusterNotFound", message=missing)
+            kopf.event(body, type="Warning", reason="ClusterNotFound", message=missing)
             runtime.purges.labels("Failed").inc()
             return
         expected = await asyncio.to_thread(ready_edges, cluster)
@@ -184,7 +185,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             "pendingEdges": expected, "acked": f"0/{len(expected)}", "startedAt": _rfc3339(started),
             "message": f"Published to {len(expected)} edges", "observedGeneration": meta.get("generation"),
         })  # fmt: skip
-        kopf.info(body, reason="Published", message=f"Published purge {entry_id} to {len(expected)} edges")
+        kopf.event(
+            body, type="Normal", reason="Published", message=f"Published purge {entry_id} to {len(expected)} edges"
+        )
 
     @kopf.timer(GROUP, VERSION, "purgerequests", registry=registry, interval=cfg.purge_poll_interval,
                 field="status.purgeId", value=kopf.PRESENT)  # fmt: skip
@@ -210,9 +213,8 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             runtime.purges.labels(result.phase.value).inc()
             if result.duration_ms is not None:
                 runtime.purge_duration.observe(result.duration_ms / 1000)
-            (kopf.info if result.phase is PurgePhase.COMPLETE else kopf.warn)(
-                body, reason=result.phase.value, message=result.message
-            )
+            kind = "Normal" if result.phase is PurgePhase.COMPLETE else "Warning"
+            kopf.event(body, type=kind, reason=result.phase.value, message=result.message)
         patch.status.update(update)
 
     @kopf.timer(GROUP, VERSION, "purgerequests", registry=registry, interval=5.0,
