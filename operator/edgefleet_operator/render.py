@@ -255,6 +255,8 @@ def _origin(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     container = {
         "name": "origin",
         "image": options.image,
+        # Every edgefleet image carries the whole CLI; the subcommand is the first argument.
+        "command": ["edgefleet"],
         "args": args,
         "env": env,
         "ports": [{"name": "http", "containerPort": ORIGIN_PORT, "protocol": "TCP"}],
@@ -304,6 +306,8 @@ def _edges(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     container = {
         "name": "edge",
         "image": options.image,
+        # Every edgefleet image carries the whole CLI; the subcommand is the first argument.
+        "command": ["edgefleet"],
         "args": args,
         "env": env,
         "ports": [
@@ -368,6 +372,8 @@ def _balancer(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     container = {
         "name": "balancer",
         "image": options.image,
+        # Every edgefleet image carries the whole CLI; the subcommand is the first argument.
+        "command": ["edgefleet"],
         "args": args,
         "env": env,
         "ports": [

@@ -130,9 +130,9 @@ def ready_fleet(env: KubeTestEnv, namespace: str, manifest: dict[str, Any], oper
     def is_ready() -> dict[str, Any] | None:
         body = get(env, "cdn", "shop", namespace)
         ready = condition(body, "Ready")
-        if body and ready and ready["status"] == "True":
-            if body["status"].get("observedGeneration") == body["metadata"]["generation"]:
-                return body
+        seen = body is not None and body["status"].get("observedGeneration") == body["metadata"]["generation"]
+        if ready is not None and ready["status"] == "True" and seen:
+            return body
         return None
 
     try:
@@ -156,7 +156,8 @@ def test_render_is_byte_identical_and_accepted_by_the_api_server(kube_env: KubeT
     assert first == yaml.safe_dump_all(render(cluster, RenderOptions()))
     result = kube_env.kubectl("apply", "--dry-run=server", "-n", namespace, "-f", "-", input=first, check=False)
     assert result.returncode == 0, result.stderr
-    cli = subprocess.run([sys.executable, "-m", "edgefleet.cli", "render", "-f", str(ROOT / "examples/cdncluster.yaml")],
+    example = str(ROOT / "examples/cdncluster.yaml")
+    cli = subprocess.run([sys.executable, "-m", "edgefleet.cli", "render", "-f", example],
                          capture_output=True, text=True, check=True)  # fmt: skip
     assert "AKIA" not in cli.stdout and "secretKeyRef" in cli.stdout, "secrets are referenced, never inlined"
 
@@ -398,7 +399,8 @@ def test_operator_account_cannot_do_more_than_it_needs(operator: Operator, kube_
     for verb, resource, allowed in [
         ("patch", "deployments.apps", "yes"), ("create", "secrets", "yes"), ("list", "secrets", "no"),
         ("delete", "deployments.apps", "no"), ("delete", "namespaces", "no"), ("get", "nodes", "no"),
-        ("create", "clusterrolebindings.rbac.authorization.k8s.io", "no"), ("patch", "cdnclusters.cdn.edgefleet.io/scale", "yes"),
+        ("create", "clusterrolebindings.rbac.authorization.k8s.io", "no"),
+        ("patch", "cdnclusters.cdn.edgefleet.io/scale", "yes"),
     ]:  # fmt: skip
         result = kube_env.kubectl("auth", "can-i", verb, resource, f"--as={account}", "-A", check=False)
         assert result.stdout.strip() == allowed, f"{verb} {resource}: {result.stdout} {result.stderr}"
