@@ -17,9 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ecommerce_trace import generate  # noqa: E402
-
-from edgefleet_balancer.ring import owners  # noqa: E402
+from ecommerce_trace import generate
+from edgefleet_balancer.ring import owners
 
 
 class LRU:

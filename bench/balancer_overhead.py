@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import edgefleet, free_port, process, seed_file_origin, wait_http, wrk  # noqa: E402
+from harness import edgefleet, free_port, process, seed_file_origin, wait_http, wrk
 
 
 def main() -> int:

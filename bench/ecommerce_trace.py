@@ -50,7 +50,7 @@ def generate(requests: int, products: int, seed: int, alpha: float = 0.9, rate: 
         roll = rng.random()
         if 0.55 <= phase < 0.8 and roll < 0.5:
             key, size = photo(rng.choice(sale_items), 1.0)
-        elif 0.8 <= phase and roll < 0.4:
+        elif phase >= 0.8 and roll < 0.4:
             product = next(crawl) % products
             key, size = f"/assets/products/sku-{product:06d}.jpg?w=1280&f=jpeg&crawl", int(WIDTHS[1280] * 1.2)
         elif roll > 0.93:

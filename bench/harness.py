@@ -13,10 +13,10 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Iterator
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,9 @@ def wait_http(url: str, timeout: float = 60.0, headers: dict[str, str] | None = 
 
 
 @contextmanager
-def process(argv: list[str], log: Path, env: dict[str, str] | None = None, cpu: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, cpu: int | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     if cpu is not None and shutil.which("taskset"):
         argv = ["taskset", "-c", str(cpu), *argv]
     handle = log.open("wb")
