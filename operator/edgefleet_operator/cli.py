@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 
 import kopf
@@ -14,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from edgefleet.flags import add_flag, duration, host_port
 from edgefleet.logs import configure_logging
 
+from . import autoscaling
 from .handlers import OperatorConfig, Runtime, make_runtime, register
 from .render import RenderOptions
 
@@ -55,10 +55,7 @@ async def _main(args: argparse.Namespace) -> int:
     runtime = make_runtime(config)
     registry = kopf.OperatorRegistry()
     register(registry, runtime)
-    with contextlib.suppress(ImportError):
-        from . import autoscaling
-
-        autoscaling.register(registry, runtime)
+    autoscaling.register(registry, runtime)
     metrics = await _serve_metrics(runtime, args.metrics_listen)
     try:
         namespaces = tuple(args.namespace)
