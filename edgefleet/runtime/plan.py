@@ -84,8 +84,11 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
                 "(or use filesystem storage, the local default, with --local-storage)",
             )
         )
-    elif spec.origin.storage.filesystem is not None and spec.origin.storage.filesystem.host_path:
-        storage_url = f"file://{spec.origin.storage.filesystem.host_path}"
+    elif spec.origin.storage.filesystem is not None:
+        # A hostPath or PVC names storage on a Kubernetes node; locally the assets live in the state dir.
+        deviations.append(
+            Deviation("spec.origin.storage.filesystem", f"assets are stored under {state_dir / 'origin' / 'assets'}")
+        )
     if spec.origin.replicas != 1:
         deviations.append(
             Deviation("spec.origin.replicas", f"runs 1 origin process locally, not {spec.origin.replicas}")
