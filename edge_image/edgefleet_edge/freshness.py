@@ -132,6 +132,10 @@ def response_policy(
         # An invalid Expires (e.g. "0") means already expired (RFC 9111 §5.3).
         lifetime = max(0.0, expires - date) if expires is not None else 0.0
     explicit = lifetime is not None or "public" in general
+    has_validator = "ETag" in headers or "Last-Modified" in headers
+    if lifetime is None and "no-cache" in cc and has_validator:
+        # RFC 9111 §5.2.2.4: storable, but every reuse must be revalidated first.
+        lifetime = 0.0
     if lifetime is None:
         last_modified = parse_http_date(headers.get("Last-Modified"))
         if status in HEURISTICALLY_CACHEABLE and last_modified is not None:
