@@ -64,7 +64,8 @@ async def bus(redis_url: str) -> PurgeBus:
 
 
 PURGES = [
-    ("path-all-variants", PurgeMessage(purge_id="p", paths=("/assets/a.jpg",)), {"/assets/a.jpg?w=1", "/assets/a.jpg?w=2"}),
+    ("path-all-variants", PurgeMessage(purge_id="p", paths=("/assets/a.jpg",)),
+     {"/assets/a.jpg?w=1", "/assets/a.jpg?w=2"}),
     ("prefix", PurgeMessage(purge_id="p", prefixes=("/assets/sale/",)), {"/assets/sale/s.jpg"}),
     ("tag", PurgeMessage(purge_id="p", tags=("sku-1",)), {"/assets/a.jpg?w=1", "/assets/a.jpg?w=2", "/assets/b.jpg"}),
     ("all", PurgeMessage(purge_id="p", all=True),

@@ -130,7 +130,8 @@ def ready_fleet(env: KubeTestEnv, namespace: str, manifest: dict[str, Any], oper
     def is_ready() -> dict[str, Any] | None:
         body = get(env, "cdn", "shop", namespace)
         ready = condition(body, "Ready")
-        seen = body is not None and body["status"].get("observedGeneration") == body["metadata"]["generation"]
+        observed = ((body or {}).get("status") or {}).get("observedGeneration")
+        seen = body is not None and observed == body["metadata"]["generation"]
         if ready is not None and ready["status"] == "True" and seen:
             return body
         return None
