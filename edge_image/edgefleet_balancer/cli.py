@@ -40,6 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--load-factor", type=float, default=1.25, help="bounded-load factor c (>= 1)")
     parser.add_argument("--no-x-edge", action="store_true", help="do not add the X-Edge response header")
     add_flag(parser, "--redis", default=None, secret=True, help="Redis URL of the bus (for warm events)")
+    add_flag(parser, "--redis-password", default=None, secret=True, help="password for the bus Redis")
     add_flag(parser, "--cluster", default="default", help="cluster name on the bus")
     add_flag(parser, "--name", default="balancer", help="this balancer's name (consumer name for warm events)")
     add_flag(parser, "--log-format", default="text", choices=["text", "json"], help="log format")
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     settings = BalancerSettings(
         listen=args.listen, admin_listen=args.admin_listen, admin_token=args.admin_token, edges=args.edges,
         hash_key=args.hash_key, load_factor=args.load_factor, x_edge=not args.no_x_edge, redis=args.redis,
+        redis_password=args.redis_password,
         cluster=args.cluster, name=args.name, kubernetes_service=kube_service, edge_port=args.edge_port,
         edge_admin_port=args.edge_admin_port,
     )  # fmt: skip

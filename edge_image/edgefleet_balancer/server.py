@@ -48,6 +48,7 @@ class BalancerSettings:
     load_factor: float = 1.25
     x_edge: bool = True
     redis: str | None = None
+    redis_password: str | None = None
     cluster: str = "default"
     name: str = "balancer"
     request_timeout: float = 30.0
@@ -301,7 +302,7 @@ class Balancer:
             )  # fmt: skip
             self._watcher.start()
         if self.settings.redis:
-            self._redis = aioredis.Redis.from_url(self.settings.redis)
+            self._redis = aioredis.Redis.from_url(self.settings.redis, password=self.settings.redis_password)
             consumer = PurgeBus(self._redis, self.settings.cluster).warm_consumer("balancers", self.settings.name)
             self._tasks.append(loop.create_task(consumer.run(self._warm)))
         logger.info("Balancer serving on port %d (admin %d)", self.data_port, self.admin_port)

@@ -22,6 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--disk", type=size, default=0, help="disk tier size (e.g. 1Gi; needs --cache-dir)")
     add_flag(parser, "--cache-dir", type=Path, default=None, help="disk tier and purge checkpoint directory")
     add_flag(parser, "--redis", default=None, secret=True, help="Redis URL of the purge bus")
+    add_flag(parser, "--redis-password", default=None, secret=True, help="password for the purge bus Redis")
     add_flag(parser, "--cluster", default="default", help="cluster name on the purge bus")
     add_flag(parser, "--name", default="edge", help="this edge's name (the pod name in Kubernetes)")
     add_flag(parser, "--admin-token", default=None, secret=True, help="bearer token for the admin API")
@@ -43,6 +44,7 @@ def settings_from(args: argparse.Namespace) -> EdgeSettings:
         name=args.name,
         admin_token=args.admin_token,
         redis=args.redis,
+        redis_password=args.redis_password,
         cluster=args.cluster,
         grace=args.grace,
         allow_set_cookie=args.allow_set_cookie,

@@ -35,6 +35,7 @@ class EdgeSettings:
     name: str
     admin_token: str | None
     redis: str | None = None
+    redis_password: str | None = None
     cluster: str = "default"
     grace: float = 3600.0
     allow_set_cookie: bool = False
@@ -103,7 +104,7 @@ class Edge:
 
     async def _start_bus(self) -> None:
         assert self.settings.redis is not None
-        self._redis = aioredis.Redis.from_url(self.settings.redis)
+        self._redis = aioredis.Redis.from_url(self.settings.redis, password=self.settings.redis_password)
         bus = PurgeBus(self._redis, self.settings.cluster)
         cache_dir = self.settings.cache_dir
         checkpoint = FileCheckpoint(cache_dir / "purge.checkpoint") if cache_dir else MemoryCheckpoint()

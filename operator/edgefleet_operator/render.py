@@ -193,7 +193,7 @@ def _token_env(cluster: CdnCluster) -> list[dict[str, Any]]:
 def _bus_env(cluster: CdnCluster) -> list[dict[str, Any]]:
     external = cluster.spec.purge_bus.external
     if external is not None and external.password_secret is not None:
-        return [_secret_env("REDIS_PASSWORD", external.password_secret.name, external.password_secret.key)]
+        return [_secret_env("EDGEFLEET_REDIS_PASSWORD", external.password_secret.name, external.password_secret.key)]
     return []
 
 

@@ -35,6 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(parser, "--webhook-token-file", help="file holding the webhook token")
     add_flag(parser, "--redis", secret=True, help="Redis URL of the purge bus (unset: no change events)")
+    add_flag(parser, "--redis-password", secret=True, help="password for the purge bus Redis")
     add_flag(parser, "--cluster", default="default", help="cluster name on the purge bus")
     add_flag(parser, "--default-ttl", type=duration, default=3600.0, help="CDN TTL for objects without their own")
     add_flag(parser, "--browser-ttl", type=duration, default=300.0, help="browser TTL (capped at the CDN TTL)")

@@ -47,7 +47,9 @@ def make_notifier(settings: OriginSettings) -> ChangeNotifier:
         return NoNotifier()
     # Bounded timeouts: a bus that does not answer must not hold uploads for long (the object is stored
     # first; a failed publication is logged and reported in the response).
-    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=5)
+    client = aioredis.Redis.from_url(
+        settings.redis_url, password=settings.redis_password, socket_connect_timeout=5, socket_timeout=5
+    )
     try:
         return BusNotifier(PurgeBus(client, cluster=settings.cluster))
     except ValueError as exc:

@@ -35,6 +35,7 @@ class OriginSettings:
     upload_token: str | None = field(default=None, repr=False)
     webhook_token: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
+    redis_password: str | None = field(default=None, repr=False)
     cluster: str = "default"
     default_ttl: int = 3600
     browser_ttl: int = 300
@@ -164,6 +165,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         upload_token=upload_token or None,
         webhook_token=webhook_token or upload_token or None,
         redis_url=args.redis or None,
+        redis_password=args.redis_password or None,
         cluster=args.cluster,
         default_ttl=int(args.default_ttl),
         browser_ttl=int(args.browser_ttl),

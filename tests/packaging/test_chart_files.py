@@ -128,7 +128,7 @@ def test_alert_rules_load_in_promtool(tmp_path: Path) -> None:
 
 
 def test_every_shared_metric_name_is_exported_by_a_component() -> None:
-    from edgefleet import metric_names  # noqa: PLC0415
+    from edgefleet import metric_names
 
     declared = {v for k, v in vars(metric_names).items() if k.isupper() and isinstance(v, str)}
     assert declared - EXPORTED == set()
