@@ -1,6 +1,6 @@
 """Balancer overhead: wrk against an edge directly vs through the balancer, same cached 10 KB object.
 
-    .venv/bin/python bench/balancer_overhead.py --duration 10
+.venv/bin/python bench/balancer_overhead.py --duration 10
 """
 
 from __future__ import annotations
