@@ -8,9 +8,11 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -52,6 +54,7 @@ class EmbeddedRedis:
         self.port = port or free_port(host)
         self.data_dir = data_dir
         self._process: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
 
     @property
     def pid(self) -> int | None:
@@ -75,14 +78,17 @@ class EmbeddedRedis:
             args += ["--dir", str(self.data_dir), "--appendonly", "yes"]
         else:
             args += ["--appendonly", "no"]
-        self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # redis-server logs to stdout; a file (not a pipe nobody drains) keeps it from ever blocking.
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server, closed in stop()
+        self._process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         client = redis.Redis(host=self.host, port=self.port, socket_connect_timeout=0.5)
         try:
             while True:
                 if self._process.poll() is not None:
-                    stderr = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                    raise EmbeddedRedisError(f"redis-server exited with {self._process.returncode}: {stderr}")
+                    self._log.seek(0)
+                    output = self._log.read().decode(errors="replace")[-2000:]
+                    raise EmbeddedRedisError(f"redis-server exited with {self._process.returncode}: {output}")
                 try:
                     if client.ping():
                         return
@@ -104,8 +110,7 @@ class EmbeddedRedis:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
-        if self._process.stderr:
-            self._process.stderr.close()
+        self._log.close()
         self._process = None
 
     def __enter__(self) -> EmbeddedRedis:

@@ -15,6 +15,7 @@ from edgefleet.api import CdnCluster
 from edgefleet.api.units import parse_bytes, parse_seconds
 from edgefleet.autoscale.decision import ScalingSpec
 from edgefleet.autoscale.spec import scaling_spec
+from edgefleet.embedded_redis import free_port
 
 
 @dataclass(frozen=True)
@@ -23,17 +24,22 @@ class Deviation:
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Ports:
+    """The balancer listens where the user said; everything else gets a free port once and keeps it, so a
+    restarted edge comes back at the same address (and a busy neighbouring port never breaks start-up)."""
+
     balancer: int
-    balancer_admin: int
-    origin: int
-    edge_base: int
-    """Edge i listens on edge_base + 2i (data) and edge_base + 2i + 1 (admin)."""
-    prometheus: int
+    balancer_admin: int = field(default_factory=free_port)
+    origin: int = field(default_factory=free_port)
+    redis: int = field(default_factory=free_port)
+    prometheus: int = field(default_factory=free_port)
+    edges: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def edge(self, index: int) -> tuple[int, int]:
-        return self.edge_base + 2 * index, self.edge_base + 2 * index + 1
+        if index not in self.edges:
+            self.edges[index] = (free_port(), free_port())
+        return self.edges[index]
 
 
 @dataclass(frozen=True)
@@ -116,13 +122,7 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
     return LocalPlan(
         cluster=f"{cluster.metadata.namespace}.{cluster.metadata.name}",
         state_dir=state_dir,
-        ports=Ports(
-            balancer=base_port,
-            balancer_admin=base_port + 1,
-            origin=base_port + 2,
-            prometheus=base_port + 3,
-            edge_base=base_port + 10,
-        ),
+        ports=Ports(balancer=base_port),
         min_edges=replicas.min,
         max_edges=replicas.max,
         initial_edges=replicas.effective,

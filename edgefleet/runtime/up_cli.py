@@ -98,7 +98,7 @@ class Runtime:
 
     async def start(self) -> None:
         if not self.redis_url:
-            self.redis = EmbeddedRedis(data_dir=self.plan.state_dir / "redis", port=self.plan.ports.edge_base - 1)
+            self.redis = EmbeddedRedis(data_dir=self.plan.state_dir / "redis", port=self.plan.ports.redis)
             await asyncio.to_thread(self.redis.start)
             self.redis_url = self.redis.url
         self.fleet = LocalFleet(self.plan, self.redis_url, self.tokens)

@@ -142,16 +142,18 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         except StateError:
             return None
 
-    eventually(running, "edgefleet up to start")
-    handle = Fleet(process, state_dir, load_or_create_tokens(state_dir).upload)
-    yield handle
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-    log.close()
+    try:
+        eventually(running, "edgefleet up to start")
+        yield Fleet(process, state_dir, load_or_create_tokens(state_dir).upload)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
 
 
 def test_fleet_starts_with_the_minimum_number_of_edges(fleet: Fleet) -> None:
