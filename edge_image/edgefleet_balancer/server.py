@@ -119,8 +119,11 @@ class Balancer:
 
         if order[0] != owners(key, self.membership.healthy())[0]:
             self.metrics.spills.inc()
-        body = await request.read() if request.can_read_body else None
-        attempts = order[:2] if request.method in RETRYABLE else order[:1]
+        retryable = request.method in RETRYABLE
+        # Only a retryable request is read into memory (GET/HEAD bodies are empty in practice); every other
+        # body streams straight through to the one edge that gets it.
+        body: Any = (await request.read() if request.can_read_body else None) if retryable else request.content
+        attempts = order[:2] if retryable else order[:1]
         last_error = "no edge answered"
         for attempt, name in enumerate(attempts):
             if attempt:
@@ -139,7 +142,7 @@ class Balancer:
                 last_error = f"edge {name}: {type(exc).__name__}"
         return web.Response(status=502, text=f"502 {last_error}\n")
 
-    async def _forward(self, request: web.Request, name: str, base: str, body: bytes | None) -> web.StreamResponse:
+    async def _forward(self, request: web.Request, name: str, base: str, body: Any) -> web.StreamResponse:
         assert self._session is not None
         member = self.membership.members[name]
         headers: CIMultiDict[str] = CIMultiDict()

@@ -35,6 +35,7 @@ class StubEdge:
     name: str
     port: int
     seen: list[tuple[str, str]] = field(default_factory=list)
+    bodies: list[int] = field(default_factory=list)
     hold: asyncio.Event | None = None
     runner: web.AppRunner | None = None
 
@@ -47,6 +48,7 @@ class StubEdge:
             if request.path == "/healthz":
                 return web.Response(text="ok")
             self.seen.append((request.method, request.path_qs))
+            self.bodies.append(len(await request.read()))
             if self.hold is not None:
                 await self.hold.wait()
             return web.Response(text=f"served by {self.name}", headers={"X-Cache": "HIT"})
@@ -148,6 +150,14 @@ async def test_unsafe_methods_are_never_retried(setup: Setup) -> None:
     status, _ = await setup.get(path, method="POST")
     assert status == 502
     assert not any(method == "POST" for edge in setup.edges.values() for method, _ in edge.seen)
+
+
+async def test_request_bodies_reach_the_owner_edge_intact(setup: Setup) -> None:
+    path = "/api/cart/items"
+    owner = owners(path, list(setup.edges))[0]
+    async with setup.session.post(setup.url + path, data=b"x" * 1_000_000) as response:
+        assert response.status == 200 and response.headers["X-Edge"] == owner
+    assert setup.edges[owner].bodies == [1_000_000]
 
 
 async def test_hot_key_beyond_the_bound_spills_to_the_second_owner(setup: Setup) -> None:
