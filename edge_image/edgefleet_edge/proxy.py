@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .cachekey import accept_class, encoding_class, primary_key, secondary_key, vary_fields
 from .freshness import current_age, format_http_date, initial_age, parse_directives, response_policy
+from .messages import EdgeRequest, EdgeResponse
 from .metrics import EdgeMetrics
 from .responses import RECOMPUTED, end_to_end, multipart_body, not_modified, plan_range
 from .store import Entry, Store
@@ -82,7 +82,7 @@ class CachingProxy:
 
     # ---- entry point ---------------------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: EdgeRequest) -> EdgeResponse:
         started = time.monotonic()
         method = request.method
         try:
@@ -100,7 +100,7 @@ class CachingProxy:
 
     # ---- GET / HEAD ----------------------------------------------------------------------------
 
-    def _find(self, key: str, request: web.Request) -> Entry | None:
+    def _find(self, key: str, request: EdgeRequest) -> Entry | None:
         authorized = "Authorization" in request.headers
         for entry in self.store.variants(key):
             if secondary_key(entry.vary, request.headers) != entry.variant:
@@ -110,7 +110,7 @@ class CachingProxy:
             return self.store.get(entry.id)
         return None
 
-    async def _cacheable(self, request: web.Request) -> tuple[web.StreamResponse, str]:
+    async def _cacheable(self, request: EdgeRequest) -> tuple[EdgeResponse, str]:
         key = primary_key(request.path, request.query_string)
         entry = self._find(key, request)
         now = time.time()
@@ -153,7 +153,7 @@ class CachingProxy:
 
     # ---- fetching (collapsed) ------------------------------------------------------------------
 
-    async def _fetch(self, request: web.Request, key: str, validators_from: Entry | None) -> Fetched:
+    async def _fetch(self, request: EdgeRequest, key: str, validators_from: Entry | None) -> Fetched:
         signature = _request_signature(key, request.headers)
         if "Authorization" in request.headers:
             return await self._fetch_from_origin(request, key, validators_from)
@@ -175,7 +175,7 @@ class CachingProxy:
         finally:
             del self._inflight[signature]
 
-    def _origin_headers(self, request: web.Request) -> CIMultiDict[str]:
+    def _origin_headers(self, request: EdgeRequest) -> CIMultiDict[str]:
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in end_to_end(list(request.headers.items())):
             if name.lower() in {"host", "content-length", "if-none-match", "if-modified-since", "range", "if-range"}:
@@ -187,7 +187,7 @@ class CachingProxy:
         headers["Via"] = self.via
         return headers
 
-    async def _fetch_from_origin(self, request: web.Request, key: str, validators_from: Entry | None) -> Fetched:
+    async def _fetch_from_origin(self, request: EdgeRequest, key: str, validators_from: Entry | None) -> Fetched:
         headers = self._origin_headers(request)
         if validators_from is not None:
             if etag := validators_from.header("ETag"):
@@ -197,7 +197,7 @@ class CachingProxy:
         generation = self.store.purge_generation
         request_time = time.time()
         began = time.monotonic()
-        url = self.origin + request.rel_url.path_qs
+        url = self.origin + request.target
         try:
             async with self.session.get(url, headers=headers, allow_redirects=False) as response:
                 self.metrics.origin_duration.observe(time.monotonic() - began)
@@ -236,7 +236,7 @@ class CachingProxy:
 
     def _store_if_allowed(
         self,
-        request: web.Request,
+        request: EdgeRequest,
         key: str,
         status: int,
         headers: list[tuple[str, str]],
@@ -298,7 +298,7 @@ class CachingProxy:
             self.store._write_meta(entry)
         return entry
 
-    def _revalidate_in_background(self, request: web.Request, key: str, entry: Entry) -> None:
+    def _revalidate_in_background(self, request: EdgeRequest, key: str, entry: Entry) -> None:
         if entry.id in self._revalidating:
             return  # one refresh per object, however many requests see it stale
         self._revalidating.add(entry.id)
@@ -325,8 +325,8 @@ class CachingProxy:
             headers["Age"] = str(int(age))
 
     def _from_entry(
-        self, request: web.Request, entry: Entry, age: float, word: str, hit: str, detail: str | None = None
-    ) -> web.StreamResponse:
+        self, request: EdgeRequest, entry: Entry, age: float, word: str, hit: str, detail: str | None = None
+    ) -> EdgeResponse:
         headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in entry.headers if k.lower() not in RECOMPUTED)
         rfc = "hit" if detail is None else detail
         if word in ("HIT", "STALE") and detail is None:
@@ -335,13 +335,13 @@ class CachingProxy:
         if not_modified(entry, request.headers):
             for name in ("Content-Type", "Content-Length", "Content-Encoding"):
                 headers.popall(name, None)
-            return web.Response(status=304, headers=headers)
+            return EdgeResponse(304, headers)
         body = self.store.read_body(entry)
         plan = plan_range(request.headers.get("Range"), request.headers.get("If-Range"), entry)
         headers["Accept-Ranges"] = "bytes"
         if plan.status == 416:
             headers["Content-Range"] = f"bytes */{entry.size}"
-            return web.Response(status=416, headers=headers)
+            return EdgeResponse(416, headers)
         if plan.status == 206:
             if len(plan.ranges) == 1:
                 first, last = plan.ranges[0]
@@ -353,35 +353,35 @@ class CachingProxy:
         status = 206 if plan.status == 206 else entry.status
         return self._body_response(request, status, headers, body)
 
-    def _from_fetched(self, request: web.Request, fetched: Fetched, word: str, detail: str) -> web.StreamResponse:
+    def _from_fetched(self, request: EdgeRequest, fetched: Fetched, word: str, detail: str) -> EdgeResponse:
         if fetched.entry is not None and fetched.status == 200:
             return self._from_entry(request, fetched.entry, 0.0, word, "miss", detail=detail)
         headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in fetched.headers if k.lower() not in RECOMPUTED)
         self._cache_headers(headers, word, detail, 0.0 if fetched.entry is not None else None)
         return self._body_response(request, fetched.status, headers, fetched.body or b"")
 
-    def _body_response(self, request: web.Request, status: int, headers: CIMultiDict[str], body: bytes) -> web.Response:
+    def _body_response(self, request: EdgeRequest, status: int, headers: CIMultiDict[str], body: bytes) -> EdgeResponse:
         if status in (204, 304) or 100 <= status < 200:
-            return web.Response(status=status, headers=headers)
-        self.metrics.bytes_served.inc(0 if request.method == "HEAD" else len(body))
-        response = web.Response(status=status, headers=headers, body=body)
-        return response
+            return EdgeResponse(status, headers)
+        head = request.method == "HEAD"
+        self.metrics.bytes_served.inc(0 if head else len(body))
+        return EdgeResponse(status, headers, body, head_only=head)
 
-    def _error(self, status: int, reason: str, word: str) -> web.Response:
+    def _error(self, status: int, reason: str, word: str) -> EdgeResponse:
         headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "text/plain; charset=utf-8"})
         self._cache_headers(headers, word.upper(), f'fwd=miss; detail="{reason}"', None)
         headers["Cache-Control"] = "no-store"
-        return web.Response(status=status, headers=headers, text=f"{status} {reason}\n")
+        return EdgeResponse(status, headers, f"{status} {reason}\n".encode())
 
     # ---- unsafe methods ------------------------------------------------------------------------
 
-    async def _pass_through(self, request: web.Request) -> web.StreamResponse:
+    async def _pass_through(self, request: EdgeRequest) -> EdgeResponse:
         """Forward unsafe methods; a non-error answer invalidates what we store for the URL (RFC 9111 §4.4)."""
         headers = self._origin_headers(request)
-        url = self.origin + request.rel_url.path_qs
+        url = self.origin + request.target
         try:
             async with self.session.request(
-                request.method, url, headers=headers, data=request.content, allow_redirects=False
+                request.method, url, headers=headers, data=request.body, allow_redirects=False
             ) as response:
                 self.metrics.origin_requests.labels(str(response.status)).inc()
                 body = await self._read_body(response)
@@ -402,7 +402,7 @@ class CachingProxy:
                     if path is not None:
                         self.store.remove_key(primary_key(*path))
         self._cache_headers(out, "BYPASS", "fwd=method", None)
-        return web.Response(status=status, headers=out, body=body)
+        return EdgeResponse(status, out, body)
 
     async def close(self) -> None:
         for task in list(self._background):

@@ -8,6 +8,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -16,6 +17,7 @@ from aiohttp import web
 from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
 
 from .admin import AdminState, admin_app
+from .messages import EdgeRequest
 from .metrics import EdgeMetrics
 from .proxy import CachingProxy, EdgeConfig
 from .purging import BusPurgeApplier
@@ -41,6 +43,23 @@ class EdgeSettings:
     allow_set_cookie: bool = False
     max_connections: int = 10_000
     idle_timeout: float = 75.0
+
+
+def aiohttp_handler(proxy: CachingProxy) -> Any:
+    """The aiohttp adapter: aiohttp's request in, the proxy's neutral response out."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        body = await request.read() if request.method not in ("GET", "HEAD") and request.can_read_body else b""
+        response = await proxy.handle(
+            EdgeRequest(
+                method=request.method, path=request.path, query_string=request.query_string,
+                target=request.rel_url.raw_path_qs, headers=request.headers, remote=request.remote or "",
+                host=request.host, body=body,
+            )
+        )  # fmt: skip
+        return web.Response(status=response.status, headers=response.headers, body=response.body or None)
+
+    return handle
 
 
 class Edge:
@@ -79,7 +98,7 @@ class Edge:
             self.store, self.metrics, self._session,
         )  # fmt: skip
         data = web.Application(client_max_size=64 * 1024 * 1024)
-        data.router.add_route("*", "/{tail:.*}", self._proxy.handle)
+        data.router.add_route("*", "/{tail:.*}", aiohttp_handler(self._proxy))
         admin = admin_app(self.admin_token, self.store, self.metrics, self.admin_state)
         self.data_port = await self._serve(data, self.settings.listen)
         self.admin_port = await self._serve(admin, self.settings.admin_listen)
