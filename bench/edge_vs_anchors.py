@@ -68,13 +68,14 @@ def run_all(duration: int, connections: int) -> dict[str, dict[str, WrkResult]]:
         wait_http(f"http://127.0.0.1:{origin}/healthz")
 
         caches: dict[str, int] = {}
-        edge, edge_admin = free_port(), free_port()
-        stack.enter_context(process(edgefleet("edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen",
-                                              f"127.0.0.1:{edge_admin}", "--origin", f"http://127.0.0.1:{origin}",
-                                              "--memory", "256Mi", "--log-level", "WARNING"),
-                                    work / "edge.log", cpu=0))  # fmt: skip
-        wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
-        caches["edgefleet edge"] = edge
+        for server in ("aiohttp", "httptools"):
+            edge, edge_admin = free_port(), free_port()
+            stack.enter_context(process(edgefleet("edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen",
+                                                  f"127.0.0.1:{edge_admin}", "--origin", f"http://127.0.0.1:{origin}",
+                                                  "--memory", "256Mi", "--log-level", "WARNING", "--server", server),
+                                        work / f"edge-{server}.log", cpu=0))  # fmt: skip
+            wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
+            caches[f"edge ({server})"] = edge
 
         if shutil.which("nginx"):
             port = free_port()

@@ -48,8 +48,10 @@ def not_modified(entry: Entry, request: Mapping[str, str]) -> bool:
     if inm is not None:
         return etag_matches(inm, entry.header("ETag"))
     ims = parse_http_date(request.get("If-Modified-Since"))
+    if ims is None:
+        return False
     last_modified = parse_http_date(entry.header("Last-Modified"))
-    return ims is not None and last_modified is not None and last_modified <= ims
+    return last_modified is not None and last_modified <= ims
 
 
 @dataclass(frozen=True)

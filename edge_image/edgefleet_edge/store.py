@@ -51,6 +51,8 @@ class Entry:
     """Soft-purged: serve only after revalidation."""
     body: bytes | None = field(default=None, repr=False)
     tier: Tier = "memory"
+    hit_head: bytes | None = field(default=None, repr=False, compare=False)
+    """The serialised response head for a plain hit, minus Age, Date and Content-Length (built once)."""
 
     @property
     def id(self) -> str:
@@ -286,6 +288,7 @@ class Store:
     def _write_meta(self, entry: Entry) -> None:
         meta = asdict(entry)
         meta.pop("body")
+        meta.pop("hit_head")
         target = self._meta_path(entry.id)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".meta-")
         with os.fdopen(fd, "w") as handle:

@@ -76,8 +76,9 @@ class EdgeUnderTest:
 
 
 def settings_for(origin: OriginStub, *, cache_dir: Path | None = None, memory: int = 8 * 2**20,
-                 disk: int = 0, redis: str | None = None, name: str = "edge-t") -> EdgeSettings:  # fmt: skip
-    return EdgeSettings(
+                 disk: int = 0, redis: str | None = None, name: str = "edge-t",
+                 server: str = "httptools") -> EdgeSettings:  # fmt: skip
+    return EdgeSettings(server=server,
         listen=("127.0.0.1", 0), admin_listen=("127.0.0.1", 0), origin=f"http://127.0.0.1:{origin.port}",
         memory=memory, disk=disk, cache_dir=cache_dir, name=name, admin_token="admin-secret", redis=redis,
         cluster="shop", grace=60.0,
@@ -92,9 +93,10 @@ async def origin() -> AsyncIterator[OriginStub]:
     await stub.stop()
 
 
-@pytest.fixture
-async def edge(origin: OriginStub) -> AsyncIterator[EdgeUnderTest]:
-    instance = Edge(settings_for(origin))
+@pytest.fixture(params=["httptools", "aiohttp"])
+async def edge(origin: OriginStub, request: pytest.FixtureRequest) -> AsyncIterator[EdgeUnderTest]:
+    """The same suite runs against both data-port implementations."""
+    instance = Edge(settings_for(origin, server=request.param))
     await instance.start()
     session = aiohttp.ClientSession(auto_decompress=False)
     yield EdgeUnderTest(instance, origin, session)

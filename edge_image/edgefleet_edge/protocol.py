@@ -1,0 +1,279 @@
+"""The data port as a raw asyncio protocol with httptools (llhttp) parsing.
+
+Written by hand because the hit path is the product: aiohttp builds a request object, a multidict of
+headers and a response object per request; here a hit is parse → dictionary lookup → one ``write`` of
+bytes. The adapter only moves bytes and enforces limits and timeouts (as uvicorn's httptools_impl does);
+every cache decision stays in ``CachingProxy``.
+
+Limits, each a clear status and a closed connection: request target over ``max_target`` bytes → 414,
+headers over ``max_header_bytes`` or ``max_headers`` → 431, body over ``max_body`` → 413, headers not
+complete within ``header_timeout`` (slowloris) → 408, malformed → 400; idle keep-alive connections close
+after ``idle_timeout``; past ``max_connections`` new connections get 503 and are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import cast
+from urllib.parse import unquote
+
+import httptools
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .messages import EdgeRequest, EdgeResponse
+from .proxy import CachingProxy
+
+logger = logging.getLogger(__name__)
+
+NO_BODY_STATUSES = frozenset({204, 304})
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_target: int = 8190
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    max_body: int = 64 * 1024 * 1024
+    header_timeout: float = 10.0
+    idle_timeout: float = 75.0
+    max_connections: int = 10_000
+
+
+_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
+
+
+class _Clock:
+    """The Date header, formatted once per second rather than once per response."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._line = b""
+
+    def date_line(self) -> bytes:
+        now = int(time.time())
+        if now != self._second:
+            self._second = now
+            self._line = f"Date: {formatdate(now, usegmt=True)}\r\n".encode()
+        return self._line
+
+
+def serialise(response: EdgeResponse, date_line: bytes, keep_alive: bool) -> bytes:
+    status = response.status
+    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
+    for name, value in response.headers.items():
+        parts.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))
+    parts.append(date_line)
+    if status not in NO_BODY_STATUSES and status >= 200:
+        parts.append(b"Content-Length: %d\r\n" % len(response.body))
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
+    if not response.head_only and status not in NO_BODY_STATUSES:
+        parts.append(response.body)
+    return b"".join(parts)
+
+
+def _plain(status: int, reason: str) -> bytes:
+    body = f"{status} {reason}\n".encode()
+    return (
+        _STATUS_LINES[status]
+        + b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class HttpToolsServer:
+    def __init__(self, proxy: CachingProxy, limits: Limits = Limits()) -> None:
+        self.proxy = proxy
+        self.limits = limits
+        self.clock = _Clock()
+        self.connections: set[EdgeProtocol] = set()
+        self._server: asyncio.AbstractServer | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: EdgeProtocol(self), host, port, reuse_port=True, backlog=1024)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for connection in list(self.connections):
+                connection.close()
+            await self._server.wait_closed()
+
+
+class EdgeProtocol(asyncio.Protocol):
+    def __init__(self, server: HttpToolsServer) -> None:
+        self.server = server
+        self.limits = server.limits
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.queue: deque[tuple[EdgeRequest, bool]] = deque()
+        self.worker: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.remote = ""
+        self._reset()
+
+    # ---- connection --------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+        if len(self.server.connections) >= self.limits.max_connections:
+            self.transport.write(_plain(503, "too many connections"))
+            self.transport.close()
+            return
+        self.server.connections.add(self)
+        peer = self.transport.get_extra_info("peername")
+        self.remote = peer[0] if peer else ""
+        self._arm(self.limits.idle_timeout, self._idle)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        self._disarm()
+        if self.worker is not None and not self.worker.done():
+            self.worker.cancel()
+        self.transport = None
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _arm(self, delay: float, callback: object) -> None:
+        self._disarm()
+        self.timer = self.loop.call_later(delay, callback)  # type: ignore[arg-type]
+
+    def _disarm(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _idle(self) -> None:
+        self.close()
+
+    def _slow_headers(self) -> None:
+        self._reject(408, "request headers not received in time")
+
+    def _reject(self, status: int, reason: str) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(_plain(status, reason))
+            self.transport.close()
+
+    # ---- parsing -----------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self.url = b""
+        self.header_list: list[tuple[str, str]] = []
+        self.header_bytes = 0
+        self.body_parts: list[bytes] = []
+        self.body_size = 0
+        self.error: _Reject | None = None
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._reject(400, "protocol upgrades are not supported")
+        except httptools.HttpParserError:
+            if self.error is not None:
+                self._reject(self.error.status, self.error.reason)
+            else:
+                self._reject(400, "malformed request")
+        if len(self.queue) > 16 and self.transport is not None:
+            self.transport.pause_reading()  # pipelining flood: stop reading until we catch up
+
+    def on_message_begin(self) -> None:
+        self._reset()
+        self._arm(self.limits.header_timeout, self._slow_headers)
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+        if len(self.url) > self.limits.max_target:
+            self.error = _Reject(414, "request target too long")
+            raise httptools.HttpParserError("target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.header_bytes += len(name) + len(value)
+        if self.header_bytes > self.limits.max_header_bytes or len(self.header_list) >= self.limits.max_headers:
+            self.error = _Reject(431, "request header fields too large")
+            raise httptools.HttpParserError("headers too large")
+        self.header_list.append((name.decode("latin-1"), value.decode("latin-1")))
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+
+    def on_body(self, body: bytes) -> None:
+        self.body_size += len(body)
+        if self.body_size > self.limits.max_body:
+            self.error = _Reject(413, "request body too large")
+            raise httptools.HttpParserError("body too large")
+        self.body_parts.append(body)
+
+    def on_message_complete(self) -> None:
+        try:
+            parsed = httptools.parse_url(self.url)
+        except httptools.HttpParserInvalidURLError:
+            self.error = _Reject(400, "malformed request target")
+            raise httptools.HttpParserError("bad url") from None
+        # Absolute-form targets are reduced to their path: the host part is never used (no SSRF).
+        raw_path = parsed.path.decode("latin-1") if parsed.path else "/"
+        query = parsed.query.decode("latin-1") if parsed.query else ""
+        headers = CIMultiDictProxy(CIMultiDict(self.header_list))
+        request = EdgeRequest(
+            method=self.parser.get_method().decode(),
+            path=unquote(raw_path),
+            query_string=query,
+            target=raw_path + ("?" + query if query else ""),
+            headers=headers,
+            remote=self.remote,
+            host=headers.get("Host", ""),
+            body=b"".join(self.body_parts),
+        )
+        self.queue.append((request, self.parser.should_keep_alive()))
+        if self.worker is None or self.worker.done():
+            self.worker = self.loop.create_task(self._respond())
+
+    # ---- responding --------------------------------------------------------------------------
+
+    async def _respond(self) -> None:
+        # Pipelined requests are answered in order, one at a time (RFC 9112 §9.3.2).
+        while self.queue and self.transport is not None:
+            request, keep_alive = self.queue.popleft()
+            fast = self.server.proxy.plain_hit(request, self.server.clock.date_line(), keep_alive)
+            if fast is not None:
+                self.transport.write(fast)
+                if not keep_alive:
+                    self.transport.close()
+                    return
+                continue
+            try:
+                response = await self.server.proxy.handle(request)
+            except Exception:  # one failed request must not take the connection's others down silently
+                logger.exception("Edge failed to answer %s %s", request.method, request.target)
+                response = EdgeResponse(500, CIMultiDict({"Content-Type": "text/plain"}), b"500 internal error\n")
+                keep_alive = False
+            if self.transport is None:
+                return
+            self.transport.write(serialise(response, self.server.clock.date_line(), keep_alive))
+            if not keep_alive:
+                self.transport.close()
+                return
+            if self.transport.is_reading() is False:
+                self.transport.resume_reading()
+        self._arm(self.limits.idle_timeout, self._idle)
