@@ -86,8 +86,8 @@ async def test_connections_beyond_the_cap_are_refused_with_503(strict_edge: Edge
 async def test_pipelined_requests_are_answered_in_order(strict_edge: Edge, origin: OriginStub) -> None:
     from aiohttp import web
 
+    cacheable = {"Cache-Control": "max-age=60"}
     for name in ("one", "two", "three"):
-        cacheable = {"Cache-Control": "max-age=60"}
         origin.routes[f"/{name}"] = lambda request, n=name: web.Response(text=n, headers=cacheable)
     raw = b"".join(b"GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % n for n in (b"one", b"two", b"three"))
     raw += b"GET /one HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
