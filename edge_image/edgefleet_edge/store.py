@@ -5,7 +5,8 @@ tier), and bodies too large for memory go to disk directly. The disk tier surviv
 object is a body file plus a metadata file renamed into place last, so a torn write leaves a body
 without metadata, which start-up deletes and never serves.
 
-Eviction is least-recently-used by bytes per tier (``ByteLRU``); the index also answers purges by
+Each tier evicts by the policy chosen on traces (``bench/hitratio.py``: S3-FIFO; ``ByteLRU`` remains as the
+baseline); the index also answers purges by
 path, prefix, surrogate key and all.
 """
 
@@ -17,11 +18,12 @@ import json
 import logging
 import os
 import tempfile
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from .tiers import DEFAULT_POLICY, TierPolicy, make_tier_policy
 
 logger = logging.getLogger(__name__)
 
@@ -66,55 +68,17 @@ class Entry:
         return None
 
 
-class ByteLRU:
-    """Least-recently-used order with byte accounting; ``evict_for`` says what to drop for room."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.used = 0
-        self._sizes: OrderedDict[str, int] = OrderedDict()
-
-    def __contains__(self, item: str) -> bool:
-        return item in self._sizes
-
-    def __len__(self) -> int:
-        return len(self._sizes)
-
-    def touch(self, item: str) -> None:
-        if item in self._sizes:
-            self._sizes.move_to_end(item)
-
-    def add(self, item: str, size: int) -> None:
-        self.remove(item)
-        self._sizes[item] = size
-        self.used += size
-
-    def remove(self, item: str) -> None:
-        size = self._sizes.pop(item, None)
-        if size is not None:
-            self.used -= size
-
-    def evict_for(self, size: int) -> list[str]:
-        """Least recently used items to remove so that ``size`` more bytes fit."""
-        victims = []
-        room = self.capacity - self.used
-        for item, item_size in self._sizes.items():
-            if room >= size:
-                break
-            victims.append(item)
-            room += item_size
-        return victims
-
-
 @dataclass
 class StoreStats:
     evictions: dict[str, int] = field(default_factory=lambda: {"memory": 0, "disk": 0})
 
 
 class Store:
-    def __init__(self, memory_bytes: int, disk_bytes: int, cache_dir: Path | None) -> None:
-        self.memory = ByteLRU(memory_bytes)
-        self.disk = ByteLRU(disk_bytes if cache_dir is not None else 0)
+    def __init__(
+        self, memory_bytes: int, disk_bytes: int, cache_dir: Path | None, policy: str = DEFAULT_POLICY
+    ) -> None:
+        self.memory: TierPolicy = make_tier_policy(policy, memory_bytes)
+        self.disk: TierPolicy = make_tier_policy(policy, disk_bytes if cache_dir is not None else 0)
         self.cache_dir = cache_dir
         # Objects larger than this skip memory: one object never takes more than an eighth of it.
         self.max_memory_object = max(1, memory_bytes // 8)
@@ -155,21 +119,19 @@ class Store:
         self.remove(entry.id)
         if body is not None and entry.size <= self.max_memory_object and entry.size <= self.memory.capacity:
             entry.body, entry.tier = body, "memory"
-            for victim in self.memory.evict_for(entry.size):
-                self._demote(victim)
-            self.memory.add(entry.id, entry.size)
             self._index(entry)
+            for victim in self.memory.add(entry.id, entry.size):
+                self._demote(victim)
             return True
         if self.cache_dir is None or entry.size > self.disk.capacity:
             if body_file is not None:
                 body_file.unlink(missing_ok=True)
             return False
-        for victim in self.disk.evict_for(entry.size):
-            self._drop(victim, evicted=True)
         entry.tier, entry.body = "disk", None
         self._write_disk(entry, body, body_file)
-        self.disk.add(entry.id, entry.size)
         self._index(entry)
+        for victim in self.disk.add(entry.id, entry.size):
+            self._drop(victim, evicted=True)
         return True
 
     def _demote(self, entry_id: str) -> None:
@@ -180,12 +142,11 @@ class Store:
         body = entry.body
         self._drop(entry_id, evicted=False)
         if body is not None and self.cache_dir is not None and entry.size <= self.disk.capacity:
-            for victim in self.disk.evict_for(entry.size):
-                self._drop(victim, evicted=True)
             entry.tier, entry.body = "disk", None
             self._write_disk(entry, body, None)
-            self.disk.add(entry.id, entry.size)
             self._index(entry)
+            for victim in self.disk.add(entry.id, entry.size):
+                self._drop(victim, evicted=True)
 
     def _index(self, entry: Entry) -> None:
         self.entries[entry.id] = entry
@@ -331,8 +292,9 @@ class Store:
                 body.unlink(missing_ok=True)
                 continue
             entry.tier, entry.body = "disk", None
-            self.disk.add(entry.id, entry.size)
             self._index(entry)
+            for victim in self.disk.add(entry.id, entry.size):
+                self._drop(victim, evicted=True)
             loaded += 1
         for body in objects.glob("*.body"):
             if body.name.removesuffix(".body") not in self.entries:
