@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,9 @@ def condition(kind: str, ok: bool, reason: str, message: str, generation: int | 
     }
 
 
-def merge_conditions(existing: list[Mapping[str, Any]], updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_conditions(
+    existing: Sequence[Mapping[str, Any]], updates: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     """Replace conditions by type, keeping lastTransitionTime when the status did not change, and keeping
     conditions owned by others (the autoscaler's AutoscalerHealthy)."""
     by_type = {c["type"]: dict(c) for c in existing}

@@ -1,0 +1,47 @@
+"""Status conditions: merged by type, transition times kept while a status holds, others' conditions kept."""
+
+from __future__ import annotations
+
+import pytest
+from edgefleet_operator.status import Replicas, fleet_conditions, merge_conditions
+
+
+def by_type(conditions: list[dict[str, object]]) -> dict[object, dict[str, object]]:
+    return {c["type"]: c for c in conditions}
+
+
+def test_conditions_merge_keeps_the_autoscalers_condition() -> None:
+    autoscaler = {"type": "AutoscalerHealthy", "status": "True", "reason": "Scraping", "message": "ok",
+                  "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+    merged = merge_conditions([autoscaler], fleet_conditions({}, 3, None))
+    assert by_type(merged)["AutoscalerHealthy"] == autoscaler
+    assert [c["type"] for c in merged] == ["Ready", "Progressing", "Degraded", "AutoscalerHealthy"]
+
+
+def test_conditions_merge_keeps_transition_time_while_status_holds() -> None:
+    earlier = [{**c, "lastTransitionTime": "2026-01-01T00:00:00Z"} for c in fleet_conditions({}, 1, None)]
+    merged = by_type(merge_conditions(earlier, fleet_conditions({}, 2, "Secret x missing")))
+    assert merged["Progressing"]["lastTransitionTime"] == "2026-01-01T00:00:00Z", "False before and after"
+    assert merged["Ready"]["lastTransitionTime"] != "2026-01-01T00:00:00Z"
+    assert merged["Ready"]["observedGeneration"] == 2
+
+
+@pytest.mark.parametrize(
+    ("components", "problem", "ready", "progressing", "degraded"),
+    [
+        ({"edge": Replicas(2, 2, 2)}, None, "True", "False", "False"),
+        ({"edge": Replicas(3, 3, 1)}, None, "False", "True", "False"),
+        ({"edge": Replicas(2, 2, 2)}, "Secret shop-minio referenced by spec.origin.storage.s3 does not exist",
+         "False", "False", "True"),
+    ],
+    ids=["all-ready", "rolling-out", "bad-reference"],
+)  # fmt: skip
+def test_fleet_conditions_follow_components_and_problems(
+    components: dict[str, Replicas], problem: str | None, ready: str, progressing: str, degraded: str
+) -> None:
+    conditions = by_type(fleet_conditions(components, 1, problem))
+    assert (conditions["Ready"]["status"], conditions["Progressing"]["status"], conditions["Degraded"]["status"]) == (
+        ready, progressing, degraded,
+    )  # fmt: skip
+    if problem:
+        assert conditions["Degraded"]["message"] == problem
