@@ -120,6 +120,27 @@ class S3FIFO:
         del self._freq[key]
 
 
+class S3FIFOSizeAware(S3FIFO):
+    """S3-FIFO whose first sight of a large object only leaves a ghost: it is cached on its second request.
+
+    "Large" is more than ``large_fraction`` of the capacity (0.05% by default, 28 KB at 1% of the
+    e-commerce trace). Crawlers' big one-hit wonders then never displace anything.
+    """
+
+    def __init__(self, capacity: int, large_fraction: float = 0.0005) -> None:
+        super().__init__(capacity)
+        self.large = max(1, int(capacity * large_fraction))
+
+    def access(self, key: Hashable, size: int) -> bool:
+        if key not in self._size and size > self.large and key not in self._ghost:
+            self._ghost[key] = None
+            # Remember as many first sights as large objects would fit: enough to recognise a return.
+            while len(self._ghost) > max(len(self._size), self.capacity // self.large):
+                self._ghost.popitem(last=False)
+            return False
+        return super().access(key, size)
+
+
 class _Sketch:
     """Count-min sketch, 4 rows of 4-bit-like counters (capped at 15), halved every ``sample`` increments."""
 
@@ -198,7 +219,7 @@ class WTinyLFU:
         self._main_used += size
 
 
-POLICIES = {"lru": LRU, "s3fifo": S3FIFO, "wtinylfu": WTinyLFU}
+POLICIES = {"lru": LRU, "s3fifo": S3FIFO, "s3fifo-sa": S3FIFOSizeAware, "wtinylfu": WTinyLFU}
 
 
 def make_policy(name: str, capacity: int) -> Policy:

@@ -28,7 +28,17 @@ def test_repeated_access_hits(name: str) -> None:
     assert policy.access("hot", 1_000)
 
 
-@pytest.mark.parametrize("name", ["s3fifo", "wtinylfu"], ids=["s3fifo", "wtinylfu"])
+def test_size_aware_admission_caches_a_large_object_on_its_second_request() -> None:
+    policy = make_policy("s3fifo-sa", 1_000_000)  # "large" is over 500 bytes here
+    assert not policy.access("big", 50_000)
+    assert policy.used == 0, "the first request only leaves a ghost"
+    assert not policy.access("big", 50_000)
+    assert policy.access("big", 50_000)
+    assert not policy.access("small", 100)
+    assert policy.access("small", 100), "small objects are cached on their first request"
+
+
+@pytest.mark.parametrize("name", ["s3fifo", "s3fifo-sa", "wtinylfu"], ids=["s3fifo", "s3fifo-sa", "wtinylfu"])
 def test_one_hit_wonder_scan_does_not_flush_the_hot_set(name: str) -> None:
     hot = [f"hot-{i}" for i in range(50)]
 
