@@ -52,7 +52,7 @@ def main() -> int:
         results = {name: replay(requests, name, capacity) for name in args.policies.split(",")}
         baseline = results.get("lru", (0.0, 0.0))[0]
         for name, (objects, nbytes) in results.items():
-            print(f"{text:>6} {name:<10}{objects:>12.3f}{nbytes:>10.3f}{(objects - baseline) * 100:>+17.1f}p")
+            print(f"{text:>6} {name:<10}{objects:>12.4f}{nbytes:>10.4f}{(objects - baseline) * 100:>+17.2f}p")
     return 0
 
 

@@ -24,6 +24,9 @@ class TierPolicy(Protocol):
     def touch(self, item: str) -> None:
         """A hit."""
 
+    def admits(self, item: str, size: int) -> bool:
+        """Whether a missed object should be stored at all (admission), before ``add``."""
+
     def add(self, item: str, size: int) -> list[str]:
         """Admit ``item``; the items evicted to make room (already removed from the policy)."""
 
@@ -48,6 +51,9 @@ class ByteLRU:
     def touch(self, item: str) -> None:
         if item in self._sizes:
             self._sizes.move_to_end(item)
+
+    def admits(self, item: str, size: int) -> bool:
+        return size <= self.capacity
 
     def add(self, item: str, size: int) -> list[str]:
         """Admit ``item``; the items evicted to make room (already removed from this policy)."""
@@ -75,10 +81,13 @@ class S3FIFOTier:
     every operation stays O(1) amortised.
     """
 
-    def __init__(self, capacity: int, small_fraction: float = 0.1) -> None:
+    def __init__(self, capacity: int, small_fraction: float = 0.1, large_fraction: float | None = None) -> None:
         self.capacity = capacity
         self.used = 0
         self.small_capacity = max(1, int(capacity * small_fraction))
+        # Size-aware admission (off by default): an object over ``large_fraction`` of the capacity is stored
+        # on its second request; its first only leaves a ghost.
+        self.large = max(1, int(capacity * large_fraction)) if large_fraction else None
         self._small: deque[tuple[str, int]] = deque()
         self._main: deque[tuple[str, int]] = deque()
         self._small_used = 0
@@ -97,6 +106,16 @@ class S3FIFOTier:
     def touch(self, item: str) -> None:
         if item in self._freq:
             self._freq[item] = min(3, self._freq[item] + 1)
+
+    def admits(self, item: str, size: int) -> bool:
+        if size > self.capacity:
+            return False
+        if self.large is None or size <= self.large or item in self._ghost or item in self._size:
+            return True
+        self._ghost[item] = None
+        while len(self._ghost) > max(len(self._size), self.capacity // self.large):
+            self._ghost.popitem(last=False)
+        return False
 
     def _place(self, item: str, queue: str) -> None:
         self._generation += 1
@@ -174,9 +193,15 @@ class S3FIFOTier:
         del self._where[item]
 
 
+SIZE_AWARE_FRACTION = 0.0005
+"""Objects over 0.05% of a tier count as large for size-aware admission (chosen on the e-commerce trace)."""
+
+
 def make_tier_policy(name: str, capacity: int) -> TierPolicy:
     if name == "lru":
         return ByteLRU(capacity)
     if name == "s3fifo":
         return S3FIFOTier(capacity)
-    raise ValueError(f"unknown tier policy {name!r}; choose lru or s3fifo")
+    if name == "s3fifo-sa":
+        return S3FIFOTier(capacity, large_fraction=SIZE_AWARE_FRACTION)
+    raise ValueError(f"unknown tier policy {name!r}; choose lru, s3fifo or s3fifo-sa")
