@@ -27,7 +27,7 @@ from edgefleet.bus import BusError, PurgeBus, PurgeMessage
 from .apply import Applier
 from .purges import progress
 from .reconcile import reconcile
-from .render import RenderOptions, bus_cluster, bus_url, edge_selector_string
+from .render import MANAGED_BY, RenderOptions, bus_cluster, bus_url, edge_selector_string
 from .status import merge_conditions, now_rfc3339
 
 logger = logging.getLogger(__name__)
@@ -121,6 +121,63 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     def drift(body: kopf.Body, patch: kopf.Patch, **_: Any) -> None:
         """Put back hand edits and deleted objects, and refresh status from the Deployments."""
         run_reconcile(body, patch)
+
+    # ---- owned objects: react to hand edits, deletions and rollout progress without waiting for the timer ----
+
+    rerun: dict[tuple[str, str], bool] = {}
+    """Clusters being reconciled from owned-object events -> whether another event arrived meanwhile."""
+
+    def reconcile_owner(namespace: str, name: str) -> None:
+        try:
+            body = runtime.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "cdnclusters", name)
+        except k8s.ApiException as exc:
+            if exc.status == 404:
+                return  # being garbage-collected with its owner
+            raise
+        if body["metadata"].get("deletionTimestamp"):
+            return
+
+        def event(kind: str, reason: str, message: str) -> None:
+            kopf.event(body, type=kind, reason=reason, message=message)
+
+        outcome = reconcile(body, runtime.applier, RenderOptions(image=cfg.image), event)
+        status = dict(outcome.status)
+        conditions = status.pop("_conditions")
+        status["conditions"] = merge_conditions((body.get("status") or {}).get("conditions") or [], conditions)
+        runtime.reconciles.labels("error" if outcome.problem else "ok").inc()
+        runtime.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, "cdnclusters", name, {"status": status}
+        )
+
+    async def owned_changed(type: str | None, meta: kopf.Meta, **_: Any) -> None:
+        if type is None:
+            return  # the initial listing: resume handlers already reconcile every cluster
+        owner = next((ref for ref in meta.get("ownerReferences") or []
+                      if ref.get("controller") and ref.get("kind") == "CdnCluster"), None)  # fmt: skip
+        if owner is None:
+            return
+        key = (str(meta["namespace"]), str(owner["name"]))
+        if key in rerun:
+            rerun[key] = True  # coalesce: the running reconcile goes round once more
+            return
+        rerun[key] = False
+        try:
+            while True:
+                try:
+                    await asyncio.to_thread(reconcile_owner, *key)
+                except k8s.ApiException as exc:
+                    # The drift timer and the cluster's own handlers retry; an event handler has no retries.
+                    logger.warning("Failed to reconcile CdnCluster %s/%s after a change to %s: %s",
+                                   key[0], key[1], meta.get("name"), exc.reason)  # fmt: skip
+                if not rerun[key]:
+                    break
+                rerun[key] = False
+        finally:
+            del rerun[key]
+
+    owned = {"app.kubernetes.io/managed-by": MANAGED_BY}
+    for group, version, plural in [("apps", "v1", "deployments"), ("", "v1", "services")]:
+        kopf.on.event(group=group, version=version, plural=plural, registry=registry, labels=owned)(owned_changed)
 
     # ---- PurgeRequest ----------------------------------------------------------------------------
 

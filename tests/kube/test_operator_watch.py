@@ -1,5 +1,5 @@
-"""Owned Deployments and Services are watched: with the drift timer out of the picture (one hour), the fleet
-still turns Ready as its Deployments roll out, and hand edits and deletions are put back at once."""
+"""Owned Deployments and Services are watched: with the drift timer out of the picture (one hour), a hand-edited
+Deployment and a deleted Service are put back from their own watch events, and status follows the rollouts."""
 
 from __future__ import annotations
 
