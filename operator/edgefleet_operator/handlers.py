@@ -26,7 +26,7 @@ from edgefleet.bus import BusError, PurgeBus, PurgeMessage
 
 from .apply import Applier
 from .purges import progress
-from .reconcile import reconcile
+from .reconcile import observe, reconcile
 from .render import MANAGED_BY, RenderOptions, bus_cluster, bus_url, edge_selector_string
 from .status import merge_conditions, now_rfc3339
 
@@ -124,10 +124,13 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     # ---- owned objects: react to hand edits, deletions and rollout progress without waiting for the timer ----
 
-    rerun: dict[tuple[str, str], bool] = {}
-    """Clusters being reconciled from owned-object events -> whether another event arrived meanwhile."""
+    pending: dict[tuple[str, str], bool | None] = {}
+    """Clusters being reconciled from owned-object events -> None, or whether the events that arrived meanwhile
+    call for a repair (True) or a status refresh (False)."""
 
-    def reconcile_owner(namespace: str, name: str) -> None:
+    def reconcile_owner(namespace: str, name: str, repair: bool) -> None:
+        """``repair``: render and apply (an owned object was edited or deleted); otherwise only refresh status,
+        so that rollout progress never re-creates objects while the owner is being garbage-collected."""
         try:
             body = runtime.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "cdnclusters", name)
         except k8s.ApiException as exc:
@@ -136,44 +139,60 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             raise
         if body["metadata"].get("deletionTimestamp"):
             return
+        existing = (body.get("status") or {}).get("conditions") or []
+        if repair:
 
-        def event(kind: str, reason: str, message: str) -> None:
-            kopf.event(body, type=kind, reason=reason, message=message)
+            def event(kind: str, reason: str, message: str) -> None:
+                kopf.event(body, type=kind, reason=reason, message=message)
 
-        outcome = reconcile(body, runtime.applier, RenderOptions(image=cfg.image), event)
-        status = dict(outcome.status)
+            outcome = reconcile(body, runtime.applier, RenderOptions(image=cfg.image), event)
+            runtime.reconciles.labels("error" if outcome.problem else "ok").inc()
+            status = dict(outcome.status)
+        elif any(c.get("type") == "Degraded" and c.get("status") == "True" for c in existing):
+            return  # a problem is being retried by the cluster's own handler; do not report it away
+        else:
+            status = observe(body, runtime.applier)
         conditions = status.pop("_conditions")
-        status["conditions"] = merge_conditions((body.get("status") or {}).get("conditions") or [], conditions)
-        runtime.reconciles.labels("error" if outcome.problem else "ok").inc()
-        runtime.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, "cdnclusters", name, {"status": status}
-        )
+        status["conditions"] = merge_conditions(existing, conditions)
+        try:
+            runtime.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, "cdnclusters", name, {"status": status}
+            )
+        except k8s.ApiException as exc:
+            if exc.status != 404:
+                raise
 
-    async def owned_changed(type: str | None, meta: kopf.Meta, **_: Any) -> None:
+    async def owned_changed(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
         if type is None:
             return  # the initial listing: resume handlers already reconcile every cluster
+        # Deleted, or its spec changed (a Service has no status churn; a Deployment's generation runs ahead of
+        # observedGeneration until its controller sees the change): put it back. Otherwise it is rollout progress.
+        observed = (body.get("status") or {}).get("observedGeneration")
+        repair = type == "DELETED" or body.get("kind") == "Service" or observed != meta.get("generation")
         owner = next((ref for ref in meta.get("ownerReferences") or []
                       if ref.get("controller") and ref.get("kind") == "CdnCluster"), None)  # fmt: skip
         if owner is None:
             return
         key = (str(meta["namespace"]), str(owner["name"]))
-        if key in rerun:
-            rerun[key] = True  # coalesce: the running reconcile goes round once more
+        if key in pending:
+            pending[key] = bool(pending[key]) or repair  # coalesce: the running reconcile goes round once more
             return
-        rerun[key] = False
+        pending[key] = None
+        todo = repair
         try:
             while True:
                 try:
-                    await asyncio.to_thread(reconcile_owner, *key)
+                    await asyncio.to_thread(reconcile_owner, *key, todo)
                 except k8s.ApiException as exc:
                     # The drift timer and the cluster's own handlers retry; an event handler has no retries.
                     logger.warning("Failed to reconcile CdnCluster %s/%s after a change to %s: %s",
                                    key[0], key[1], meta.get("name"), exc.reason)  # fmt: skip
-                if not rerun[key]:
+                again = pending[key]
+                if again is None:
                     break
-                rerun[key] = False
+                pending[key], todo = None, again
         finally:
-            del rerun[key]
+            del pending[key]
 
     owned = {"app.kubernetes.io/managed-by": MANAGED_BY}
     for group, version, plural in [("apps", "v1", "deployments"), ("", "v1", "services")]:

@@ -92,6 +92,11 @@ def reconcile(body: Mapping[str, Any], applier: Applier, options: RenderOptions,
     return Outcome(_status(cluster, applier, None), applied=applied)
 
 
+def observe(body: Mapping[str, Any], applier: Applier) -> dict[str, Any]:
+    """Status from the Deployments as they are, applying nothing (for rollout progress between reconciles)."""
+    return _status(CdnCluster.model_validate(dict(body)), applier, None)
+
+
 def _status(cluster: CdnCluster, applier: Applier, problem: str | None) -> dict[str, Any]:
     namespace = cluster.metadata.namespace
     desired = {

@@ -338,6 +338,7 @@ def test_purge_completes_when_every_edge_acknowledges(
     assert sorted(status["acknowledgedEdges"]) == edges and status["pendingEdges"] == []
     assert status["acked"] == f"{len(edges)}/{len(edges)}"
     assert status["durationMs"] >= 0
+    print(f"purge propagation to {len(edges)} edges: {status['durationMs']} ms")
     printed = kube_env.kubectl("get", "purge", "sku-1", "-n", namespace).stdout
     assert "Complete" in printed
 
