@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -39,9 +40,13 @@ class Applied:
 class Applier:
     def __init__(self, api_client: ApiClient) -> None:
         self.client = dynamic.DynamicClient(api_client)
+        # The discovery cache is rewritten in place when a kind is not found (no ServiceMonitor CRD) and is not
+        # thread-safe; kopf's sync handlers and owned-object reconciles run in different threads.
+        self._discovery = threading.Lock()
 
     def _resource(self, api_version: str, kind: str) -> Any:
-        return self.client.resources.get(api_version=api_version, kind=kind)
+        with self._discovery:
+            return self.client.resources.get(api_version=api_version, kind=kind)
 
     def has_kind(self, api_version: str, kind: str) -> bool:
         try:
