@@ -50,7 +50,10 @@ async def _serve_metrics(runtime: Runtime, address: tuple[str, int]) -> web.AppR
 
 async def _main(args: argparse.Namespace) -> int:
     config = OperatorConfig(
-        image=args.image, drift_interval=args.drift_interval, bus_url_override=args.bus_url_override
+        image=args.image,
+        drift_interval=args.drift_interval,
+        bus_url_override=args.bus_url_override,
+        namespaces=tuple(args.namespace),
     )
     runtime = make_runtime(config)
     registry = kopf.OperatorRegistry()

@@ -38,6 +38,8 @@ class OperatorConfig:
     image: str = RenderOptions.image
     drift_interval: float = 60.0
     purge_poll_interval: float = 0.5
+    namespaces: tuple[str, ...] = ()
+    """Watched namespaces; empty means every namespace."""
     bus_url_override: str | None = None
     """Tests and out-of-cluster runs: reach every fleet's bus here instead of its in-cluster Service."""
 
@@ -265,20 +267,45 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
             body, type="Normal", reason="Published", message=f"Published purge {entry_id} to {len(expected)} edges"
         )
 
-    @kopf.timer(GROUP, VERSION, "purgerequests", registry=registry, interval=cfg.purge_poll_interval,
-                field="status.purgeId", value=kopf.PRESENT)  # fmt: skip
-    async def follow_purge(body: kopf.Body, meta: kopf.Meta, status: kopf.Status, patch: kopf.Patch,
-                           **_: Any) -> None:  # fmt: skip
-        if status.get("phase") != "Propagating":
-            return
-        request = PurgeRequest.model_validate(dict(body))
+    # Purges in flight are followed, and finished ones expired, by one operator-wide loop rather than by
+    # kopf timers on each PurgeRequest: timers put a finalizer on every object they serve, and a timer that
+    # deletes its own object sometimes leaves that finalizer behind (nolar/kopf#1305), so expired requests
+    # hung in Terminating. The loop holds no finalizer; a user deleting a PurgeRequest is never blocked.
+
+    def list_purges() -> list[dict[str, Any]]:
+        if cfg.namespaces:
+            items: list[dict[str, Any]] = []
+            for namespace in cfg.namespaces:
+                listed = runtime.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "purgerequests")
+                items += listed.get("items", [])
+            return items
+        return list(runtime.custom.list_cluster_custom_object(GROUP, VERSION, "purgerequests").get("items", []))
+
+    def post_event(body: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        """An Event on ``body`` from outside any kopf handler (kopf.event needs a handler's context)."""
+        meta = body["metadata"]
+        stamp = now_rfc3339()
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": body["apiVersion"], "kind": body["kind"], "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "reason": reason, "message": message, "type": kind, "count": 1,
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "source": {"component": "edgefleet-operator"},
+        }  # fmt: skip
+        try:
+            runtime.core.create_namespaced_event(meta["namespace"], event)
+        except k8s.ApiException as exc:
+            logger.warning("Could not post event %s on %s: %s", reason, meta["name"], exc.reason)
+
+    async def advance(body: dict[str, Any], status: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        request = PurgeRequest.model_validate(body)
         cluster = await asyncio.to_thread(load_cluster, meta["namespace"], request.spec.cluster)
         expected = list(status.get("expectedEdges") or [])
         started = _epoch(status.get("startedAt")) or time.time()
         timeout = parse_seconds(cluster.spec.purge_bus.timeout) if cluster else 0.0
         acks = await runtime.bus(cluster).acknowledgements(status["purgeId"]) if cluster else {}
         present = await asyncio.to_thread(present_edges, cluster) if cluster else set()
-        # Acks carry their own time; startedAt has second precision, so measure from the earliest known.
         result = progress(expected, acks, present, started, time.time(), timeout)
         update: dict[str, Any] = {
             "acknowledgedEdges": result.acknowledged, "pendingEdges": result.pending,
@@ -286,23 +313,61 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
         }  # fmt: skip
         if result.phase is not PurgePhase.PROPAGATING:
             update.update({"phase": result.phase.value, "completedAt": now_rfc3339(), "durationMs": result.duration_ms})
+        elif all(status.get(key) == value for key, value in update.items()):
+            return  # nothing new: no write, no resourceVersion churn
+        await asyncio.to_thread(
+            runtime.custom.patch_namespaced_custom_object_status, GROUP, VERSION, meta["namespace"],
+            "purgerequests", meta["name"], {"status": update},
+        )  # fmt: skip
+        if result.phase is not PurgePhase.PROPAGATING:
             runtime.purges.labels(result.phase.value).inc()
             if result.duration_ms is not None:
                 runtime.purge_duration.observe(result.duration_ms / 1000)
             kind = "Normal" if result.phase is PurgePhase.COMPLETE else "Warning"
-            kopf.event(body, type=kind, reason=result.phase.value, message=result.message)
-        patch.status.update(update)
+            await asyncio.to_thread(post_event, body, kind, result.phase.value, result.message)
 
-    @kopf.timer(GROUP, VERSION, "purgerequests", registry=registry, interval=5.0,
-                field="status.completedAt", value=kopf.PRESENT)  # fmt: skip
-    def expire_purge(body: kopf.Body, meta: kopf.Meta, spec: kopf.Spec, status: kopf.Status, **_: Any) -> None:
-        ttl = spec.get("ttlSecondsAfterFinished")
+    async def expire(body: dict[str, Any], status: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        ttl = (body.get("spec") or {}).get("ttlSecondsAfterFinished")
         finished = _epoch(status.get("completedAt"))
-        if ttl is None or finished is None or time.time() < finished + ttl:
+        if ttl is None or finished is None or time.time() < finished + ttl or meta.get("deletionTimestamp"):
             return
-        runtime.custom.delete_namespaced_custom_object(GROUP, VERSION, meta["namespace"], "purgerequests",
-                                                       meta["name"])  # fmt: skip
+        try:
+            await asyncio.to_thread(
+                runtime.custom.delete_namespaced_custom_object, GROUP, VERSION, meta["namespace"], "purgerequests",
+                meta["name"],
+            )  # fmt: skip
+        except k8s.ApiException as exc:
+            if exc.status != 404:
+                raise
+            return
         logger.info("Deleted PurgeRequest %s/%s %ss after it finished", meta["namespace"], meta["name"], ttl)
+
+    async def follow_purges_forever() -> None:
+        while True:
+            try:
+                for body in await asyncio.to_thread(list_purges):
+                    status = body.get("status") or {}
+                    if status.get("phase") == "Propagating" and status.get("purgeId"):
+                        await advance(body, status)
+                    elif status.get("completedAt"):
+                        await expire(body, status)
+            except (k8s.ApiException, BusError, OSError) as exc:
+                logger.warning("Following purges failed (%s); retrying", exc)
+            except Exception:  # the loop must outlive any one bad object; say what broke
+                logger.exception("Following purges failed; retrying")
+            await asyncio.sleep(cfg.purge_poll_interval)  # the polling period of purge progress
+
+    follower: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry)
+    async def start_following_purges(**_: Any) -> None:
+        follower.append(asyncio.get_running_loop().create_task(follow_purges_forever()))
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_following_purges(**_: Any) -> None:
+        for task in follower:
+            task.cancel()
 
 
 def make_runtime(config: OperatorConfig) -> Runtime:

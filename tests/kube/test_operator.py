@@ -361,6 +361,12 @@ def test_purge_fails_naming_the_edge_that_never_acknowledged(
     assert status["pendingEdges"] == [silent]
     assert silent in status["message"]
 
+    def failure_event() -> bool:
+        events = json.loads(kube_env.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
+        return any(e["reason"] == "Failed" and e["involvedObject"]["name"] == "sku-2" for e in events)
+
+    eventually(failure_event, "a Warning event naming the failure")
+
 
 def test_purge_for_an_unknown_cluster_fails_with_a_message(
     operator: Operator, kube_env: KubeTestEnv, namespace: str
@@ -546,3 +552,12 @@ def test_unreachable_prometheus_holds_the_fleet_and_says_why(
     body = get(kube_env, "cdn", "shop", namespace)
     assert body is not None and "desired" not in body["spec"]["edge"]["replicas"], "never scales on missing data"
     assert condition(body, "Ready")["status"] == "True"  # type: ignore[index]
+
+
+def test_finished_purge_is_deleted_after_its_ttl(operator: Operator, kube_env: KubeTestEnv, namespace: str) -> None:
+    body = {"apiVersion": "cdn.edgefleet.io/v1alpha1", "kind": "PurgeRequest", "metadata": {"name": "brief"},
+            "spec": {"cluster": "nope", "all": True, "ttlSecondsAfterFinished": 1}}  # fmt: skip
+    kube_env.kubectl("create", "-n", namespace, "-f", "-", input=json.dumps(body))
+    eventually(lambda: finished(kube_env, namespace, "brief"), "the purge to fail")
+    eventually(lambda: get(kube_env, "purge", "brief", namespace) is None, "the finished purge to be deleted")
+    assert not (get(kube_env, "purge", "brief", namespace) or {}).get("metadata", {}).get("finalizers")
