@@ -68,14 +68,16 @@ def run_all(duration: int, connections: int) -> dict[str, dict[str, WrkResult]]:
         wait_http(f"http://127.0.0.1:{origin}/healthz")
 
         caches: dict[str, int] = {}
+        pids: dict[str, int] = {}
         for server in ("aiohttp", "httptools"):
             edge, edge_admin = free_port(), free_port()
-            stack.enter_context(process(edgefleet("edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen",
+            proc = stack.enter_context(process(edgefleet("edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen",
                                                   f"127.0.0.1:{edge_admin}", "--origin", f"http://127.0.0.1:{origin}",
                                                   "--memory", "256Mi", "--log-level", "WARNING", "--server", server),
                                         work / f"edge-{server}.log", cpu=0))  # fmt: skip
             wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
             caches[f"edge ({server})"] = edge
+            pids[f"edge ({server})"] = proc.pid
 
         if shutil.which("nginx"):
             port = free_port()
@@ -83,16 +85,18 @@ def run_all(duration: int, connections: int) -> dict[str, dict[str, WrkResult]]:
                 (work / sub).mkdir()
                 (work / sub).chmod(0o777)
             (work / "nginx.conf").write_text(NGINX_CONF.format(work=work, origin=origin, port=port))
-            stack.enter_context(process(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
-                                        work / "nginx.log", cpu=0))  # fmt: skip
+            proc = stack.enter_context(process(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
+                                               work / "nginx.log", cpu=0))  # fmt: skip
             caches["nginx proxy_cache"] = port
+            pids["nginx proxy_cache"] = proc.pid
         if shutil.which("varnishd"):
             port = free_port()
             (work / "default.vcl").write_text(VCL.format(origin=origin))
-            stack.enter_context(process(["varnishd", "-F", "-a", f"127.0.0.1:{port}", "-f", str(work / "default.vcl"),
-                                         "-s", "malloc,256m", "-n", str(work / "varnish"),
-                                         "-p", "thread_pools=1"], work / "varnish.log", cpu=0))  # fmt: skip
+            varnishd = ["varnishd", "-F", "-a", f"127.0.0.1:{port}", "-f", str(work / "default.vcl"),
+                        "-s", "malloc,256m", "-n", str(work / "varnish"), "-p", "thread_pools=1"]  # fmt: skip
+            proc = stack.enter_context(process(varnishd, work / "varnish.log", cpu=0))
             caches["varnish"] = port
+            pids["varnish"] = proc.pid
 
         for name, port in caches.items():
             results[name] = {}
@@ -105,7 +109,7 @@ def run_all(duration: int, connections: int) -> dict[str, dict[str, WrkResult]]:
                     print(f"{name} did not serve: {exc}\n{logs}", file=sys.stderr)
                     del results[name]
                     break
-                results[name][size] = wrk(url, duration, connections, cpu=1)
+                results[name][size] = wrk(url, duration, connections, cpu=1, server_pid=pids[name])
     return results
 
 
@@ -116,12 +120,15 @@ def main() -> int:
     args = parser.parse_args()
     results = run_all(args.duration, args.connections)
     anchor = results.get("nginx proxy_cache")
-    print(f"{'cache':<20}{'object':>8}{'req/s':>10}{'vs nginx':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}")
+    print(f"{'cache':<20}{'object':>8}{'req/s':>10}{'vs nginx':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
+          f"{'cpu us/req':>12}{'cpu vs nginx':>14}")  # fmt: skip
     for name, by_size in results.items():
         for size, r in by_size.items():
             ratio = r.requests_per_second / anchor[size].requests_per_second if anchor else float("nan")
+            # > 1 means cheaper than nginx per request: nginx's CPU per request over ours.
+            cpu_ratio = anchor[size].server_cpu_us_per_request / r.server_cpu_us_per_request if anchor else float("nan")
             print(f"{name:<20}{size:>8}{r.requests_per_second:>10.0f}{ratio:>10.2f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}"
-                  f"{r.errors:>8}")  # fmt: skip
+                  f"{r.errors:>8}{r.server_cpu_us_per_request:>12.1f}{cpu_ratio:>14.2f}")  # fmt: skip
     return 0
 
 

@@ -61,6 +61,7 @@ def admin_app(token: str, store: Store, metrics: EdgeMetrics, state: AdminState)
         return web.json_response({"status": "not ready", "reason": state.reason}, status=503)
 
     async def metrics_endpoint(request: web.Request) -> web.Response:
+        metrics.flush()
         return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def purge(request: web.Request) -> web.Response:

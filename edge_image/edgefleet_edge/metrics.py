@@ -34,6 +34,22 @@ class _StoreCollector(Collector):
         yield from (used, objects, capacity, evictions)
 
 
+class PlainHitTally:
+    """Plain hits and their body bytes, counted in plain ints and folded into the Prometheus counters by
+    ``EdgeMetrics.flush`` (at every scrape and once a second).
+
+    Why: ``Counter.inc`` takes a lock and three Python calls; two of them per hit were a sixth of a plain
+    hit's cost (measured with cProfile on the recognised-request path). The latency histogram is still
+    observed per request, since a histogram cannot be folded in bulk through the library's API.
+    """
+
+    __slots__ = ("bytes", "hits")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.bytes = 0
+
+
 class EdgeMetrics:
     def __init__(self, store: Store, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -59,3 +75,15 @@ class EdgeMetrics:
         )
         self.purge_lag = Gauge(names.EDGE_PURGE_LAG, "Seconds from a purge's issue to its application.", registry=r)
         r.register(_StoreCollector(store))
+        self.plain_hits = PlainHitTally()
+        self._plain_hit_requests = self.requests.labels("hit", "200")
+
+    def flush(self) -> None:
+        """Fold the plain-hit tally into the exported counters."""
+        tally = self.plain_hits
+        hits, sent = tally.hits, tally.bytes
+        tally.hits = tally.bytes = 0
+        if hits:
+            self._plain_hit_requests.inc(hits)
+        if sent:
+            self.bytes_served.inc(sent)

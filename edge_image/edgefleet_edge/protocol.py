@@ -27,6 +27,7 @@ import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .messages import EdgeRequest, EdgeResponse
+from .plain_request import recognise_plain
 from .proxy import CachingProxy
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,9 @@ class EdgeProtocol(asyncio.Protocol):
         self.worker: asyncio.Task[None] | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.remote = ""
+        self.between_messages = True
+        """The parser has no partial request: the next read may be recognised without it."""
+        self.last_active = self.loop.time()
         self._reset()
 
     # ---- connection --------------------------------------------------------------------------
@@ -165,6 +169,12 @@ class EdgeProtocol(asyncio.Protocol):
             self.timer = None
 
     def _idle(self) -> None:
+        # Requests answered by the recogniser only stamp ``last_active`` (re-arming a timer per hit costs
+        # more than the hit); the timer checks the stamp when it fires and waits out the remainder.
+        remaining = self.last_active + self.limits.idle_timeout - self.loop.time()
+        if remaining > 0:
+            self.timer = self.loop.call_later(remaining, self._idle)
+            return
         self.close()
 
     def _slow_headers(self) -> None:
@@ -186,6 +196,16 @@ class EdgeProtocol(asyncio.Protocol):
         self.error: _Reject | None = None
 
     def data_received(self, data: bytes) -> None:
+        if self.between_messages and not self.queue and (self.worker is None or self.worker.done()):
+            # The hot path: a whole plain GET/HEAD for a fresh memory-tier object, answered without the
+            # parser. Anything else (or a miss) falls through to the parser with the same bytes.
+            plain = recognise_plain(data, self.limits.max_headers)
+            if plain is not None:
+                response = self.server.proxy.plain_hit_recognised(plain, self.server.clock.date_line())
+                if response is not None:
+                    self.transport.write(response)  # type: ignore[union-attr]
+                    self.last_active = self.loop.time()
+                    return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -199,6 +219,7 @@ class EdgeProtocol(asyncio.Protocol):
             self.transport.pause_reading()  # pipelining flood: stop reading until we catch up
 
     def on_message_begin(self) -> None:
+        self.between_messages = False
         self._reset()
         self._arm(self.limits.header_timeout, self._slow_headers)
 
@@ -246,6 +267,7 @@ class EdgeProtocol(asyncio.Protocol):
             body=b"".join(self.body_parts),
         )
         self.queue.append((request, self.parser.should_keep_alive()))
+        self.between_messages = True
         if self.worker is None or self.worker.done():
             self.worker = self.loop.create_task(self._respond())
 
@@ -276,4 +298,5 @@ class EdgeProtocol(asyncio.Protocol):
                 return
             if self.transport.is_reading() is False:
                 self.transport.resume_reading()
+        self.last_active = self.loop.time()
         self._arm(self.limits.idle_timeout, self._idle)

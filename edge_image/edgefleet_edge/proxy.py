@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -22,6 +23,7 @@ from .cachekey import accept_class, encoding_class, primary_key, secondary_key, 
 from .freshness import current_age, format_http_date, initial_age, parse_directives, response_policy
 from .messages import EdgeRequest, EdgeResponse
 from .metrics import EdgeMetrics
+from .plain_request import PlainRequest
 from .responses import RECOMPUTED, end_to_end, multipart_body, not_modified, plan_range
 from .store import Entry, Store
 
@@ -30,6 +32,9 @@ logger = logging.getLogger(__name__)
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 UNSAFE_FORWARDED = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 STREAM_CHUNK = 64 * 1024
+KEY_MEMO_SIZE = 65_536
+PLAIN_VARY_FIELDS = frozenset({"accept", "accept-encoding"})
+_UNKNOWN = object()
 
 
 class OriginUnavailable(Exception):
@@ -79,8 +84,11 @@ class CachingProxy:
         self._inflight: dict[str, asyncio.Future[Fetched]] = {}
         self._revalidating: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._hit_requests = metrics.requests.labels("hit", "200")
+        self._tally = metrics.plain_hits
         self._hit_duration = metrics.duration.labels("hit")
+        self._keys: dict[str, str] = {}
+        self._raw_keys: dict[bytes, str] = {}
+        self._variants: dict[tuple[tuple[str, ...], str | None, str | None], object] = {}
 
     # ---- entry point ---------------------------------------------------------------------------
 
@@ -113,7 +121,7 @@ class CachingProxy:
         return None
 
     async def _cacheable(self, request: EdgeRequest) -> tuple[EdgeResponse, str]:
-        key = primary_key(request.path, request.query_string)
+        key = self._request_key(request)
         entry = self._find(key, request)
         now = time.time()
         if entry is not None:
@@ -329,38 +337,105 @@ class CachingProxy:
         Designed for speed: one lookup, a pre-serialised head per stored object, pre-bound metric children,
         no response object. Every other case goes through ``handle`` with the full semantics.
         """
-        started = time.monotonic()
         if request.method not in CACHEABLE_METHODS:
             return None
         headers = request.headers
         for name in self._NOT_PLAIN:
             if name in headers:
                 return None
-        entry = self._find(primary_key(request.path, request.query_string), request)
-        if entry is None or entry.stale or entry.status != 200:
+        entry = self._find(self._request_key(request), request)
+        if entry is None:
             return None
-        age = current_age(entry.initial_age, entry.response_time, time.time())
+        return self._plain_response(entry, request.method == "HEAD", date_line, keep_alive, memory_only=False)
+
+    def plain_hit_recognised(self, request: PlainRequest, date_line: bytes) -> bytes | None:
+        """``plain_hit`` for a request recognised without a parser (``plain_request.py``): keep-alive, no
+        conditionals, ranges or credentials by construction, and only Accept and Accept-Encoding known.
+
+        A memory-tier object only: a disk read would block the loop for longer than parsing costs.
+        """
+        ids = self.store.by_key.get(self._key_of_raw(request.target))
+        if not ids:
+            return None
+        for entry_id in ids:
+            entry = self.store.entries[entry_id]
+            if entry.vary:
+                variant = self._plain_variant(entry.vary, request.accept, request.accept_encoding)
+                if variant is None:
+                    return None  # varies on a field the recogniser does not keep: the general path decides
+                if variant != entry.variant:
+                    continue
+            elif entry.variant:
+                continue
+            self.store.get(entry_id)  # a hit for the eviction policy
+            return self._plain_response(entry, request.head, date_line, True, memory_only=True)
+        return None
+
+    def _plain_response(
+        self, entry: Entry, head_only: bool, date_line: bytes, keep_alive: bool, *, memory_only: bool
+    ) -> bytes | None:
+        started = time.monotonic()
+        if entry.stale or entry.status != 200:
+            return None
+        body = entry.body
+        if body is None and memory_only:
+            return None
+        age = entry.initial_age + max(0.0, time.time() - entry.response_time)  # freshness.current_age, inlined
         if age >= entry.lifetime:
             return None
+        if body is None:
+            body = self.store.read_body(entry)
         head = entry.hit_head
         if head is None:
-            head = entry.hit_head = self._hit_head(entry)
-        body = entry.body if entry.body is not None else self.store.read_body(entry)
-        tail = b"Age: %d\r\nContent-Length: %d\r\n%s\r\n" % (
-            age,
-            len(body),
-            b"" if keep_alive else b"Connection: close\r\n",
-        )
-        head_only = request.method == "HEAD"
-        self._hit_requests.inc()
+            head = entry.hit_head = self._hit_head(entry, len(body))
+        tail = (b"Age: %d\r\n\r\n" if keep_alive else b"Age: %d\r\nConnection: close\r\n\r\n") % age
+        tally = self._tally
+        tally.hits += 1
         self._hit_duration.observe(time.monotonic() - started)
         if not head_only:
-            self.metrics.bytes_served.inc(len(body))
+            tally.bytes += len(body)
             return b"".join((head, date_line, tail, body))
         return b"".join((head, date_line, tail))
 
-    def _hit_head(self, entry: Entry) -> bytes:
-        lines = [b"HTTP/1.1 200 OK\r\n"]
+    def _request_key(self, request: EdgeRequest) -> str:
+        """The primary cache key of a request, memoised by its target: the same few thousand URLs come back
+        all day, and normalising a query costs more than answering a hit. (The target determines the path
+        and query the adapter decoded, so the memo cannot disagree with ``primary_key``.)"""
+        key = self._keys.get(request.target)
+        if key is None:
+            key = primary_key(request.path, request.query_string)
+            if len(self._keys) >= KEY_MEMO_SIZE:
+                self._keys.clear()  # bounded: a crawler's one-hit URLs must not grow it without limit
+            self._keys[request.target] = key
+        return key
+
+    def _key_of_raw(self, target: bytes) -> str:
+        """The key of a recognised request's raw target, decoded exactly as the httptools adapter decodes it."""
+        key = self._raw_keys.get(target)
+        if key is None:
+            path, _, query = target.decode("latin-1").partition("?")
+            key = primary_key(unquote(path), query)
+            if len(self._raw_keys) >= KEY_MEMO_SIZE:
+                self._raw_keys.clear()
+            self._raw_keys[target] = key
+        return key
+
+    def _plain_variant(self, vary: tuple[str, ...], accept: str | None, accept_encoding: str | None) -> str | None:
+        memo_key = (vary, accept, accept_encoding)
+        variant = self._variants.get(memo_key, _UNKNOWN)
+        if variant is _UNKNOWN:
+            if any(name not in PLAIN_VARY_FIELDS for name in vary):
+                variant = None
+            else:
+                known = {"accept": accept, "accept-encoding": accept_encoding}
+                variant = secondary_key(vary, {k: v for k, v in known.items() if v is not None})
+            if len(self._variants) >= KEY_MEMO_SIZE:
+                self._variants.clear()
+            self._variants[memo_key] = variant
+        return variant  # type: ignore[return-value]
+
+    def _hit_head(self, entry: Entry, length: int) -> bytes:
+        lines = [b"HTTP/1.1 200 OK\r\n", b"Content-Length: %d\r\n" % length]
         for name, value in entry.headers:
             if name.lower() not in RECOMPUTED and name.lower() != "accept-ranges":
                 lines.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))

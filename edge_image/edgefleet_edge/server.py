@@ -85,6 +85,7 @@ class Edge:
         self._proxy: CachingProxy | None = None
         self._consumer_task: asyncio.Task[None] | None = None
         self._redis: aioredis.Redis | None = None
+        self._flusher: asyncio.TimerHandle | None = None
         self.data_port = 0
         self.admin_port = 0
 
@@ -114,6 +115,7 @@ class Edge:
             data = web.Application(client_max_size=64 * 1024 * 1024)
             data.router.add_route("*", "/{tail:.*}", aiohttp_handler(self._proxy))
             self.data_port = await self._serve(data, self.settings.listen)
+        self._flush_metrics()
         admin = admin_app(self.admin_token, self.store, self.metrics, self.admin_state)
         self.admin_port = await self._serve(admin, self.settings.admin_listen)
         if self.settings.redis:
@@ -121,6 +123,11 @@ class Edge:
         else:
             self.admin_state.ready = True
         logger.info("Edge %s serving on port %d (admin %d)", self.settings.name, self.data_port, self.admin_port)
+
+    def _flush_metrics(self) -> None:
+        """Fold hot-path tallies into the exported metrics once a second (scrapes also fold them)."""
+        self.metrics.flush()
+        self._flusher = asyncio.get_running_loop().call_later(1.0, self._flush_metrics)
 
     async def _serve(self, app: web.Application, address: tuple[str, int]) -> int:
         runner = web.AppRunner(
@@ -167,6 +174,9 @@ class Edge:
         self._consumer_task = asyncio.get_running_loop().create_task(consume())
 
     async def stop(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        self.metrics.flush()
         if self._consumer_task is not None:
             self._consumer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -54,7 +54,7 @@ class Entry:
     body: bytes | None = field(default=None, repr=False)
     tier: Tier = "memory"
     hit_head: bytes | None = field(default=None, repr=False, compare=False)
-    """The serialised response head for a plain hit, minus Age, Date and Content-Length (built once)."""
+    """The serialised response head for a plain hit, minus Age and Date (built once)."""
 
     @property
     def id(self) -> str:
