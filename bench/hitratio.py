@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/hitratio.py                       # the default e-commerce trace (bench/ecommerce_trace.py)
     .venv/bin/python bench/hitratio.py --trace FILE --sizes 1%,5% --policies lru,s3fifo,wtinylfu
+    .venv/bin/python bench/hitratio.py --seeds 1,2,3 --policies lru,s3fifo,s3fifo-sa   # other generated traces
 
 A trace is CSV ``timestamp,key,size`` (a header line is allowed), so anyone can check the policies on their
 own traffic.
@@ -37,22 +38,38 @@ def main() -> int:
     parser.add_argument("--sizes", default="1%,5%", help="cache sizes as fractions of the trace's unique bytes")
     parser.add_argument("--policies", default=",".join(POLICIES), help="policies to compare")
     parser.add_argument("--requests", type=int, default=200_000, help="generated trace length")
+    parser.add_argument("--seeds", default="1", help="generated traces' seeds, comma-separated (ignored with --trace)")
     args = parser.parse_args()
-    source = read_trace(args.trace) if args.trace else generate(args.requests, 20_000, seed=1)
-    requests = [(r.key, r.size) for r in source]
+    if args.trace:
+        return report([(r.key, r.size) for r in read_trace(args.trace)], args.sizes, args.policies)
+    for seed in args.seeds.split(","):
+        print(f"seed {seed.strip()}")
+        if status := report(
+            [(r.key, r.size) for r in generate(args.requests, 20_000, seed=int(seed))], args.sizes, args.policies
+        ):
+            return status
+    return 0
+
+
+def report(requests: list[tuple[str, int]], sizes: str, policies: str) -> int:
     if not requests:
         print("hitratio: the trace is empty", file=sys.stderr)
         return 2
     unique = sum(dict(requests).values())
     print(f"trace: {len(requests)} requests, {len(dict(requests))} objects, {unique / 2**20:.1f} MiB unique")
-    print(f"{'size':>6} {'policy':<10}{'object hit':>12}{'byte hit':>10}{'vs LRU (objects)':>18}")
-    for text in args.sizes.split(","):
+    print(f"{'size':>6} {'policy':<10}{'object hit':>12}{'byte hit':>10}{'vs LRU (objects)':>18}", end="")
+    print(f"{'vs S3-FIFO (bytes)':>20}")
+    for text in sizes.split(","):
         fraction = float(text.strip().rstrip("%")) / 100
         capacity = max(1, int(unique * fraction))
-        results = {name: replay(requests, name, capacity) for name in args.policies.split(",")}
+        results = {name: replay(requests, name, capacity) for name in policies.split(",")}
         baseline = results.get("lru", (0.0, 0.0))[0]
+        byte_baseline = results.get("s3fifo", (0.0, 0.0))[1]
         for name, (objects, nbytes) in results.items():
-            print(f"{text:>6} {name:<10}{objects:>12.4f}{nbytes:>10.4f}{(objects - baseline) * 100:>+17.2f}p")
+            print(
+                f"{text:>6} {name:<10}{objects:>12.4f}{nbytes:>10.4f}{(objects - baseline) * 100:>+17.2f}p"
+                f"{(nbytes - byte_baseline) * 100:>+19.2f}p"
+            )
     return 0
 
 

@@ -12,6 +12,7 @@ from edgefleet.flags import add_flag, duration, host_port, size
 from edgefleet.logs import configure_logging
 
 from .server import Edge, EdgeSettings
+from .tiers import DEFAULT_POLICY, POLICY_NAMES
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--memory", type=size, default=256 * 2**20, help="memory tier size (e.g. 256Mi)")
     add_flag(parser, "--disk", type=size, default=0, help="disk tier size (e.g. 1Gi; needs --cache-dir)")
     add_flag(parser, "--cache-dir", type=Path, default=None, help="disk tier and purge checkpoint directory")
+    add_flag(parser, "--cache-policy", type=cache_policy, default=DEFAULT_POLICY, choices=POLICY_NAMES,
+             help="admission and eviction in each tier (see bench/README.md, Cache policy)")  # fmt: skip
     add_flag(parser, "--redis", default=None, secret=True, help="Redis URL of the purge bus")
     add_flag(parser, "--redis-password", default=None, secret=True, help="password for the purge bus Redis")
     add_flag(parser, "--cluster", default="default", help="cluster name on the purge bus")
@@ -51,7 +54,14 @@ def settings_from(args: argparse.Namespace) -> EdgeSettings:
         grace=args.grace,
         allow_set_cookie=args.allow_set_cookie,
         server=args.server,
+        cache_policy=args.cache_policy,
     )
+
+
+def cache_policy(text: str) -> str:
+    if text not in POLICY_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown cache policy {text!r}; choose {', '.join(POLICY_NAMES)}")
+    return text
 
 
 async def serve(settings: EdgeSettings) -> None:

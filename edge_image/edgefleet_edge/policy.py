@@ -4,7 +4,8 @@ Pure and O(1) amortised per access. Each policy answers one question per request
 miss decides whether to admit the object and what to evict for it. ``capacity`` and ``used`` are bytes;
 ``used <= capacity`` always holds, and an object larger than the capacity is never admitted.
 
-- ``lru``, ``s3fifo``, ``s3fifo-sa``: the store's own tier policies (``tiers.py``), replayed as they run.
+- ``lru``, ``s3fifo``, ``s3fifo-sa`` (the edge's default): the store's own tier policies (``tiers.py``),
+  replayed as they run, admission included.
 - ``WTinyLFU``: Einziger et al. — a small LRU window, then admission into the main segmented LRU only if
   the candidate's estimated frequency (count-min sketch with periodic halving) beats the victims'.
 """

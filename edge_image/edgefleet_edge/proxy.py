@@ -66,6 +66,8 @@ class Fetched:
     entry: Entry | None
     """The stored entry, when the response was stored."""
     body_file: Path | None = None
+    declined: Entry | None = None
+    """A storable response the store did not keep (admission, or too large): served like a stored one."""
 
 
 def _request_signature(key: str, headers: Mapping[str, str]) -> str:
@@ -155,6 +157,8 @@ class CachingProxy:
         fetched = await self._fetch(request, key, validators_from=None)
         if fetched.entry is not None:
             return self._from_fetched(request, fetched, "MISS", "fwd=miss; stored"), "miss"
+        if fetched.declined is not None:
+            return self._from_fetched(request, fetched, "MISS", "fwd=miss"), "miss"
         return self._from_fetched(request, fetched, "BYPASS", "fwd=uri-miss"), "bypass"
 
     def _may_serve_stale_on_error(self, entry: Entry, age: float) -> bool:
@@ -227,8 +231,11 @@ class CachingProxy:
         except aiohttp.ClientError as exc:
             self.metrics.origin_requests.labels("error").inc()
             raise OriginUnavailable(502, f"origin unreachable: {type(exc).__name__}") from exc
-        entry = self._store_if_allowed(request, key, response.status, raw_headers, body, request_time,
-                                       response_time, generation)  # fmt: skip
+        entry = self._storable_entry(request, key, response.status, raw_headers, body, request_time,
+                                     response_time, generation)  # fmt: skip
+        if entry is not None and not self.store.put(entry, body=body):
+            entry.body = body  # not kept: the response is still served from it, once
+            return Fetched(response.status, raw_headers, body, None, declined=entry)
         return Fetched(response.status, raw_headers, body, entry)
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
@@ -244,7 +251,7 @@ class CachingProxy:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _store_if_allowed(
+    def _storable_entry(
         self,
         request: EdgeRequest,
         key: str,
@@ -287,7 +294,7 @@ class CachingProxy:
             surrogate_keys=tuple(header_map.get("Surrogate-Key", "").split()),
             stale=generation != self.store.purge_generation,  # a purge raced this fetch: revalidate next time
         )
-        return entry if self.store.put(entry, body=body) else None
+        return entry
 
     def _refresh(
         self, entry: Entry, headers: list[tuple[str, str]], request_time: float, response_time: float
@@ -482,10 +489,11 @@ class CachingProxy:
         return self._body_response(request, status, headers, body)
 
     def _from_fetched(self, request: EdgeRequest, fetched: Fetched, word: str, detail: str) -> EdgeResponse:
-        if fetched.entry is not None and fetched.status == 200:
-            return self._from_entry(request, fetched.entry, 0.0, word, "miss", detail=detail)
+        entry = fetched.entry or fetched.declined
+        if entry is not None and fetched.status == 200:
+            return self._from_entry(request, entry, 0.0, word, "miss", detail=detail)
         headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in fetched.headers if k.lower() not in RECOMPUTED)
-        self._cache_headers(headers, word, detail, 0.0 if fetched.entry is not None else None)
+        self._cache_headers(headers, word, detail, 0.0 if entry is not None else None)
         return self._body_response(request, fetched.status, headers, fetched.body or b"")
 
     def _body_response(self, request: EdgeRequest, status: int, headers: CIMultiDict[str], body: bytes) -> EdgeResponse:

@@ -23,6 +23,7 @@ from .protocol import HttpToolsServer, Limits
 from .proxy import CachingProxy, EdgeConfig
 from .purging import BusPurgeApplier
 from .store import Store
+from .tiers import DEFAULT_POLICY
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class EdgeSettings:
     header_timeout: float = 10.0
     server: str = "httptools"
     """Data-port implementation: "httptools" (the measured-faster default) or "aiohttp"."""
+    cache_policy: str = DEFAULT_POLICY
+    """Each tier's admission and eviction (``tiers.POLICY_NAMES``); the default was chosen on traces."""
 
 
 def aiohttp_handler(proxy: CachingProxy) -> Any:
@@ -69,7 +72,7 @@ def aiohttp_handler(proxy: CachingProxy) -> Any:
 class Edge:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
-        self.store = Store(settings.memory, settings.disk, settings.cache_dir)
+        self.store = Store(settings.memory, settings.disk, settings.cache_dir, policy=settings.cache_policy)
         self.metrics = EdgeMetrics(self.store)
         self.admin_state = AdminState()
         token = settings.admin_token

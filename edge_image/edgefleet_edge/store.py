@@ -5,9 +5,11 @@ tier), and bodies too large for memory go to disk directly. The disk tier surviv
 object is a body file plus a metadata file renamed into place last, so a torn write leaves a body
 without metadata, which start-up deletes and never serves.
 
-Each tier evicts by the policy chosen on traces (``bench/hitratio.py``: S3-FIFO; ``ByteLRU`` remains as the
-baseline); the index also answers purges by
-path, prefix, surrogate key and all.
+Each tier admits and evicts by the policy chosen on traces (``tiers.py``; ``bench/hitratio.py``): by default
+size-aware S3-FIFO, under which an object larger than 0.05% of the tier it would land in is stored on its
+second request, not its first; ``s3fifo`` and ``lru`` remain selectable (``--cache-policy``). Admission is
+asked only for objects new to the cache: replacements and demotions from memory to disk are always kept.
+The index also answers purges by path, prefix, surrogate key and all.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class Entry:
 @dataclass
 class StoreStats:
     evictions: dict[str, int] = field(default_factory=lambda: {"memory": 0, "disk": 0})
+    declined: dict[str, int] = field(default_factory=lambda: {"memory": 0, "disk": 0})
+    """New objects each tier's admission did not store (their next request may be stored)."""
 
 
 class Store:
@@ -115,15 +119,25 @@ class Store:
     # ---- storing -------------------------------------------------------------------------------
 
     def put(self, entry: Entry, body: bytes | None = None, body_file: Path | None = None) -> bool:
-        """Store ``entry`` with its body (bytes, or a finished temp file to move in). False if it cannot fit."""
+        """Store ``entry`` with its body (bytes, or a finished temp file to move in). False when it is not stored.
+
+        An object new to the cache must pass the admission of the tier it would land in (the memory tier if
+        it is small enough for it, else the disk tier); a declined object is not stored, and with the default
+        policy that is how a large object's first request goes. A replacement of a stored entry (a refetch)
+        skips admission: the object was admitted already. Demotions from memory to disk never ask.
+        """
+        new = entry.id not in self.entries
         self.remove(entry.id)
         if body is not None and entry.size <= self.max_memory_object and entry.size <= self.memory.capacity:
+            if new and not self.memory.admits(entry.id, entry.size):
+                self.stats.declined["memory"] += 1
+                return False
             entry.body, entry.tier = body, "memory"
             self._index(entry)
             for victim in self.memory.add(entry.id, entry.size):
                 self._demote(victim)
             return True
-        if self.cache_dir is None or entry.size > self.disk.capacity:
+        if self.cache_dir is None or entry.size > self.disk.capacity or (new and not self._admitted_to_disk(entry)):
             if body_file is not None:
                 body_file.unlink(missing_ok=True)
             return False
@@ -133,6 +147,12 @@ class Store:
         for victim in self.disk.add(entry.id, entry.size):
             self._drop(victim, evicted=True)
         return True
+
+    def _admitted_to_disk(self, entry: Entry) -> bool:
+        if self.disk.admits(entry.id, entry.size):
+            return True
+        self.stats.declined["disk"] += 1
+        return False
 
     def _demote(self, entry_id: str) -> None:
         entry = self.entries.get(entry_id)
