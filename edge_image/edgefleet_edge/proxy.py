@@ -9,27 +9,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .cachekey import accept_class, encoding_class, primary_key, secondary_key, vary_fields
 from .freshness import current_age, format_http_date, initial_age, parse_directives, response_policy
-from .messages import EdgeRequest, EdgeResponse
+from .messages import EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
-from .responses import RECOMPUTED, end_to_end, multipart_body, not_modified, plan_range
+from .responses import RECOMPUTED, RangePlan, end_to_end, multipart_body, multipart_layout, not_modified, plan_range
 from .store import Entry, Store
+from .streaming import ORIGIN_CHUNK, FileBody, HeadOnly, LocalStream, OriginBody, Segment, Transfer, segments_length
 
 logger = logging.getLogger(__name__)
 
 CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 UNSAFE_FORWARDED = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
-STREAM_CHUNK = 64 * 1024
 
 
 class OriginUnavailable(Exception):
@@ -47,20 +47,90 @@ class EdgeConfig:
     origin: str
     grace: float = 3600.0
     allow_set_cookie: bool = False
-    origin_timeout: float = 30.0
     max_body_in_flight: int = 64 * 1024 * 1024
+    """Responses to unsafe methods (POST, PUT, ...) are read whole, up to this; GET bodies stream instead."""
+    stream_threshold: int | None = None
+    """Origin bodies larger than this, or of unknown size that grow past it, stream instead of being read
+    whole. None: the memory tier's largest object, since a larger body could only be stored on disk anyway."""
 
 
 @dataclass
 class Fetched:
-    """An origin response, complete: what collapsed followers share."""
+    """An origin response as one client gets it: complete (``body``), or streaming (``stream``)."""
 
     status: int
     headers: list[tuple[str, str]]
     body: bytes | None
     entry: Entry | None
     """The stored entry, when the response was stored."""
-    body_file: Path | None = None
+    stream: LocalStream | None = None
+    """This client's own body stream: a reader of ``transfer``, or the origin's body passed through."""
+    transfer: Transfer | None = None
+    """The large body being stored, which collapsed followers read too."""
+    shared: bool = True
+    """Whether collapsed followers may be given this response; if not, they ask the origin themselves."""
+
+    def for_follower(self) -> Fetched | None:
+        if not self.shared:
+            return None
+        if self.transfer is not None:
+            return dataclasses.replace(self, stream=self.transfer.reader())
+        return self
+
+    def discard(self) -> None:
+        """Release the body stream of a response nobody will send."""
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+
+
+class _Flight:
+    """One origin fetch in progress and the collapsed followers waiting for its response head."""
+
+    def __init__(self) -> None:
+        self.result: Fetched | None = None
+        self.waiters: list[asyncio.Future[Fetched | None]] = []
+
+    async def follow(self) -> Fetched | None:
+        """The leader's response for this follower (its own reader of a streaming body), or None if not shared."""
+        if self.result is not None:
+            return self.result.for_follower()
+        waiter: asyncio.Future[Fetched | None] = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                given = waiter.result()
+                if given is not None:
+                    given.discard()  # handed over just as this follower's client went away
+            raise
+
+    def resolve(self, fetched: Fetched) -> None:
+        """Each follower's copy is made now, synchronously, so a streaming body is still open for all of them."""
+        self.result = fetched
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(fetched.for_follower())
+        self.waiters.clear()
+
+    def fail(self, exc: BaseException) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_exception(exc)
+        self.waiters.clear()
+
+
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> tuple[list[bytes], bool]:
+    """Read a body of unknown size until it ends (True) or passes ``limit`` (False)."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return chunks, False
+    return chunks, True
 
 
 def _request_signature(key: str, headers: Mapping[str, str]) -> str:
@@ -76,7 +146,8 @@ class CachingProxy:
         self.session = session
         self.origin = config.origin.rstrip("/")
         self.via = f"1.1 {config.name} (edgefleet)"
-        self._inflight: dict[str, asyncio.Future[Fetched]] = {}
+        self._inflight: dict[str, _Flight] = {}
+        self.stream_above = config.stream_threshold if config.stream_threshold is not None else store.max_memory_object
         self._revalidating: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._hit_requests = metrics.requests.labels("hit", "200")
@@ -145,7 +216,7 @@ class CachingProxy:
                 ), "stale"
             return self._from_fetched(request, fetched, "EXPIRED", "fwd=stale"), "expired"
         fetched = await self._fetch(request, key, validators_from=None)
-        if fetched.entry is not None:
+        if fetched.entry is not None or fetched.transfer is not None:
             return self._from_fetched(request, fetched, "MISS", "fwd=miss; stored"), "miss"
         return self._from_fetched(request, fetched, "BYPASS", "fwd=uri-miss"), "bypass"
 
@@ -156,25 +227,35 @@ class CachingProxy:
     # ---- fetching (collapsed) ------------------------------------------------------------------
 
     async def _fetch(self, request: EdgeRequest, key: str, validators_from: Entry | None) -> Fetched:
-        signature = _request_signature(key, request.headers)
         if "Authorization" in request.headers:
             return await self._fetch_from_origin(request, key, validators_from)
-        pending = self._inflight.get(signature)
-        if pending is not None:
-            # Followers share the leader's result, cacheable or not, instead of asking the origin again.
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
-        self._inflight[signature] = future
+        signature = _request_signature(key, request.headers)
+        flight = self._inflight.get(signature)
+        if flight is not None:
+            shared = await flight.follow()
+            if shared is not None:
+                return shared
+            # Not for sharing (uncacheable, or too large to store): this follower asks for its own, at once.
+            return await self._fetch_from_origin(request, key, validators_from)
+        flight = _Flight()
+        self._inflight[signature] = flight
         try:
-            result = await self._fetch_from_origin(request, key, validators_from)
+            fetched = await self._fetch_from_origin(request, key, validators_from)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: followers may be none
+            del self._inflight[signature]
+            flight.fail(exc)
             raise
+        transfer = fetched.transfer
+        if transfer is not None and not (transfer.complete or transfer.failed):
+            # Requests arriving while the body streams in join it from byte 0, until it is stored.
+            transfer.on_end(lambda: self._land(signature, flight))
         else:
-            future.set_result(result)
-            return result
-        finally:
+            del self._inflight[signature]
+        flight.resolve(fetched)
+        return fetched
+
+    def _land(self, signature: str, flight: _Flight) -> None:
+        if self._inflight.get(signature) is flight:
             del self._inflight[signature]
 
     def _origin_headers(self, request: EdgeRequest) -> CIMultiDict[str]:
@@ -201,52 +282,133 @@ class CachingProxy:
         began = time.monotonic()
         url = self.origin + request.target
         try:
-            async with self.session.get(url, headers=headers, allow_redirects=False) as response:
+            response = await self.session.get(url, headers=headers, allow_redirects=False)
+            try:
                 self.metrics.origin_duration.observe(time.monotonic() - began)
                 self.metrics.origin_requests.labels(str(response.status)).inc()
-                response_time = time.time()
-                raw_headers = end_to_end([(k, v) for k, v in response.headers.items()])
-                if response.status == 304 and validators_from is not None:
-                    return Fetched(304, raw_headers, None, self._refresh(validators_from, raw_headers,
-                                                                          request_time, response_time))  # fmt: skip
-                if response.status >= 500:
-                    body = await response.read()
-                    return Fetched(response.status, raw_headers, body, None)
-                body = await self._read_body(response)
+                fetched = await self._receive(request, key, validators_from, response, request_time, generation)
+            except BaseException:
+                response.close()
+                raise
         except TimeoutError as exc:
             self.metrics.origin_requests.labels("timeout").inc()
             raise OriginUnavailable(504, "origin timed out") from exc
         except aiohttp.ClientError as exc:
             self.metrics.origin_requests.labels("error").inc()
             raise OriginUnavailable(502, f"origin unreachable: {type(exc).__name__}") from exc
-        entry = self._store_if_allowed(request, key, response.status, raw_headers, body, request_time,
-                                       response_time, generation)  # fmt: skip
-        return Fetched(response.status, raw_headers, body, entry)
+        if fetched.stream is None:
+            response.release()  # the body was read whole; a stream owns the response until it is closed
+        return fetched
+
+    async def _receive(
+        self,
+        request: EdgeRequest,
+        key: str,
+        validators_from: Entry | None,
+        response: aiohttp.ClientResponse,
+        request_time: float,
+        generation: int,
+    ) -> Fetched:
+        response_time = time.time()
+        status = response.status
+        raw_headers = end_to_end([(k, v) for k, v in response.headers.items()])
+        if status == 304 and validators_from is not None:
+            return Fetched(304, raw_headers, None, self._refresh(validators_from, raw_headers, request_time,
+                                                                 response_time))  # fmt: skip
+        if status >= 500:
+            return Fetched(status, raw_headers, await response.read(), None)
+        entry = self._storable_entry(request, key, status, raw_headers, request_time, response_time)
+        declared = response.content_length
+        prefix: list[bytes] = []
+        if declared is not None and declared <= self.stream_above:
+            body = await response.read()
+            return Fetched(status, raw_headers, body, self._store(entry, body, generation))
+        if declared is None:
+            # Unknown size: a body that ends within the threshold is a small one after all.
+            prefix, whole = await _read_up_to(response, self.stream_above)
+            if whole:
+                body = b"".join(prefix)
+                return Fetched(status, raw_headers, body, self._store(entry, body, generation))
+        if entry is not None and self.store.fits_disk(declared or 0):
+            return self._start_transfer(response, raw_headers, entry, prefix, declared, generation)
+        # Uncacheable, or larger than the disk tier: straight through to this one client, not stored.
+        stream = HeadOnly(declared) if request.method == "HEAD" else OriginBody(response, declared, prefix)
+        if request.method == "HEAD":
+            response.close()
+        return Fetched(status, raw_headers, None, None, stream=stream, shared=False)
+
+    def _start_transfer(
+        self,
+        response: aiohttp.ClientResponse,
+        headers: list[tuple[str, str]],
+        entry: Entry,
+        prefix: list[bytes],
+        declared: int | None,
+        generation: int,
+    ) -> Fetched:
+        path = self.store.new_temp_body()
+        assert path is not None, "fits_disk implies a cache dir"
+        transfer = Transfer(path, declared)
+        reader = transfer.reader()
+        task = asyncio.get_running_loop().create_task(self._fill(transfer, response, entry, prefix, generation))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return Fetched(response.status, headers, None, None, stream=reader, transfer=transfer)
+
+    async def _fill(
+        self, transfer: Transfer, response: aiohttp.ClientResponse, entry: Entry, prefix: list[bytes], generation: int
+    ) -> None:
+        """Receive the whole body into the transfer's file, at the origin's pace; store it only when whole."""
+        try:
+            for chunk in prefix:
+                transfer.write(chunk)
+            prefix.clear()
+            async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+                transfer.write(chunk)
+            if transfer.length is not None and transfer.written != transfer.length:
+                raise StreamAborted(f"origin sent {transfer.written} of {transfer.length} bytes")
+            entry.size = transfer.written
+            entry.stale = generation != self.store.purge_generation  # a purge raced this fetch
+            self.store.put(entry, body_file=transfer.path)  # moves the file in, or removes it if it cannot fit
+        except (aiohttp.ClientError, TimeoutError, OSError, StreamAborted) as exc:
+            logger.warning("Origin body for %s failed after %d bytes: %s", entry.key, transfer.written,
+                           exc or type(exc).__name__)  # fmt: skip
+            transfer.fail()
+            return
+        except BaseException:
+            transfer.fail()
+            raise
+        finally:
+            if response.content.is_eof():
+                response.release()
+            else:
+                response.close()
+        transfer.finish()
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        """Unsafe-method responses are read whole, up to ``max_body_in_flight``."""
         declared = response.content_length
         if declared is not None and declared > self.config.max_body_in_flight:
             raise OriginUnavailable(502, "origin response too large for this edge")
         chunks = []
         total = 0
-        async for chunk in response.content.iter_chunked(STREAM_CHUNK):
+        async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
             total += len(chunk)
             if total > self.config.max_body_in_flight:
                 raise OriginUnavailable(502, "origin response too large for this edge")
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _store_if_allowed(
+    def _storable_entry(
         self,
         request: EdgeRequest,
         key: str,
         status: int,
         headers: list[tuple[str, str]],
-        body: bytes,
         request_time: float,
         response_time: float,
-        generation: int,
     ) -> Entry | None:
+        """The entry this response would be stored as (size and staleness set once the body is in), or None."""
         header_map = CIMultiDictProxy(CIMultiDict(headers))
         policy = response_policy(
             status,
@@ -261,13 +423,13 @@ class CachingProxy:
                 self.store.remove_key(key)
             return None
         vary = vary_fields(header_map.get("Vary"))
-        entry = Entry(
+        return Entry(
             key=key,
             variant=secondary_key(vary, request.headers),
             path=request.path,
             status=status,
             headers=headers,
-            size=len(body),
+            size=0,
             request_time=request_time,
             response_time=response_time,
             initial_age=initial_age(header_map, request_time, response_time),
@@ -277,8 +439,13 @@ class CachingProxy:
             must_revalidate=policy.must_revalidate,
             vary=vary,
             surrogate_keys=tuple(header_map.get("Surrogate-Key", "").split()),
-            stale=generation != self.store.purge_generation,  # a purge raced this fetch: revalidate next time
         )
+
+    def _store(self, entry: Entry | None, body: bytes, generation: int) -> Entry | None:
+        if entry is None:
+            return None
+        entry.size = len(body)
+        entry.stale = generation != self.store.purge_generation  # a purge raced this fetch: revalidate next time
         return entry if self.store.put(entry, body=body) else None
 
     def _refresh(
@@ -308,7 +475,7 @@ class CachingProxy:
 
         async def refresh() -> None:
             try:
-                await self._fetch(request, key, validators_from=entry)
+                (await self._fetch(request, key, validators_from=entry)).discard()
             except OriginUnavailable as exc:
                 logger.warning("Background revalidation of %s failed: %s", key, exc.reason)
             finally:
@@ -339,6 +506,8 @@ class CachingProxy:
         entry = self._find(primary_key(request.path, request.query_string), request)
         if entry is None or entry.stale or entry.status != 200:
             return None
+        if entry.body is None and entry.size > self.stream_above:
+            return None  # a large disk object streams from its file (handle)
         age = current_age(entry.initial_age, entry.response_time, time.time())
         if age >= entry.lifetime:
             return None
@@ -389,12 +558,14 @@ class CachingProxy:
             for name in ("Content-Type", "Content-Length", "Content-Encoding"):
                 headers.popall(name, None)
             return EdgeResponse(304, headers)
-        body = self.store.read_body(entry)
         plan = plan_range(request.headers.get("Range"), request.headers.get("If-Range"), entry)
         headers["Accept-Ranges"] = "bytes"
         if plan.status == 416:
             headers["Content-Range"] = f"bytes */{entry.size}"
             return EdgeResponse(416, headers)
+        if entry.body is None and entry.size > self.stream_above:
+            return self._from_body_file(request, entry, plan, headers)
+        body = self.store.read_body(entry)
         if plan.status == 206:
             if len(plan.ranges) == 1:
                 first, last = plan.ranges[0]
@@ -406,12 +577,48 @@ class CachingProxy:
         status = 206 if plan.status == 206 else entry.status
         return self._body_response(request, status, headers, body)
 
+    def _from_body_file(
+        self, request: EdgeRequest, entry: Entry, plan: RangePlan, headers: CIMultiDict[str]
+    ) -> EdgeResponse:
+        """A large disk-tier object: only the bytes asked for are read, chunk by chunk (HEAD reads none)."""
+        segments: list[Segment] = [(0, entry.size)]
+        status = entry.status
+        if plan.status == 206:
+            status = 206
+            if len(plan.ranges) == 1:
+                first, last = plan.ranges[0]
+                headers["Content-Range"] = f"bytes {first}-{last}/{entry.size}"
+                segments = [(first, last - first + 1)]
+            else:
+                content_type = headers.get("Content-Type", "application/octet-stream")
+                segments, headers["Content-Type"] = multipart_layout(plan.ranges, content_type, entry.size)
+        if request.method == "HEAD":
+            return self._stream_response(request, status, headers, HeadOnly(segments_length(segments)))
+        path = self.store.body_file(entry)
+        assert path is not None
+        return self._stream_response(request, status, headers, FileBody(path, segments))
+
     def _from_fetched(self, request: EdgeRequest, fetched: Fetched, word: str, detail: str) -> EdgeResponse:
         if fetched.entry is not None and fetched.status == 200:
+            fetched.discard()
             return self._from_entry(request, fetched.entry, 0.0, word, "miss", detail=detail)
         headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in fetched.headers if k.lower() not in RECOMPUTED)
-        self._cache_headers(headers, word, detail, 0.0 if fetched.entry is not None else None)
+        stored = fetched.entry is not None or fetched.transfer is not None
+        self._cache_headers(headers, word, detail, 0.0 if stored else None)
+        if fetched.stream is not None:
+            return self._stream_response(request, fetched.status, headers, fetched.stream)
         return self._body_response(request, fetched.status, headers, fetched.body or b"")
+
+    def _stream_response(
+        self, request: EdgeRequest, status: int, headers: CIMultiDict[str], stream: LocalStream
+    ) -> EdgeResponse:
+        if status in (204, 304) or 100 <= status < 200:
+            stream.close()
+            return EdgeResponse(status, headers)
+        head = request.method == "HEAD"
+        if not head and stream.length is not None:
+            self.metrics.bytes_served.inc(stream.length)
+        return EdgeResponse(status, headers, head_only=head, stream=stream)
 
     def _body_response(self, request: EdgeRequest, status: int, headers: CIMultiDict[str], body: bytes) -> EdgeResponse:
         if status in (204, 304) or 100 <= status < 200:

@@ -256,6 +256,10 @@ class Store:
             json.dump(meta, handle)
         os.replace(tmp, target)
 
+    def fits_disk(self, size: int) -> bool:
+        """Whether an object of ``size`` bytes can be stored on the disk tier (evicting others as needed)."""
+        return self.cache_dir is not None and size <= self.disk.capacity
+
     def new_temp_body(self) -> Path | None:
         if self.cache_dir is None:
             return None
