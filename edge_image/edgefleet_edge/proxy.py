@@ -115,9 +115,13 @@ class _Flight:
         self.waiters.clear()
 
     def fail(self, exc: BaseException) -> None:
+        """Followers share the origin's failure; if the leader was cancelled (its client left), they fetch."""
         for waiter in self.waiters:
             if not waiter.done():
-                waiter.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(exc)
         self.waiters.clear()
 
 

@@ -112,7 +112,7 @@ async def disk_edge(origin: OriginStub, request: pytest.FixtureRequest, tmp_path
     its largest object, 1 MiB, stream)."""
     instance = Edge(settings_for(origin, server=request.param, cache_dir=tmp_path / "cache", disk=512 * 2**20))
     await instance.start()
-    session = aiohttp.ClientSession(auto_decompress=False)
-    yield EdgeUnderTest(instance, origin, session)
-    await session.close()
-    await instance.stop()
+    under_test = EdgeUnderTest(instance, origin, aiohttp.ClientSession(auto_decompress=False))
+    yield under_test
+    await under_test.session.close()
+    await under_test.edge.stop()  # a test may have restarted it

@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp import web
+from edgefleet_edge.server import Edge
 
 from tests.edge.conftest import EdgeUnderTest, Responder
 
@@ -148,6 +149,32 @@ async def test_large_body_streams_intact_in_bounded_memory_and_is_served_again_f
     ranged = await disk_edge.get("/video.mp4", Range=f"bytes={first}-{first + 99_999}")
     assert ranged.status == 206 and ranged.headers["Content-Range"] == f"bytes {first}-{first + 99_999}/{size}"
     assert await ranged.read() == expected_slice(first, first + 99_999)
+
+
+async def test_large_uncacheable_body_passes_through_in_bounded_memory(disk_edge: EdgeUnderTest) -> None:
+    size = 128 * 2**20
+    disk_edge.origin.routes["/export.csv"] = generated(size, headers={"Cache-Control": "no-store"}, chunked=True)
+    (response, digest, received), peak = await measured(lambda: fetch(disk_edge, "/export.csv"))  # type: ignore[misc]
+    assert response.status == 200 and response.headers["X-Cache"] == "BYPASS"
+    assert received == size and digest == sha256_of(size)
+    assert not stored(disk_edge, "/export.csv") and not incoming_files(disk_edge)
+    print(f"\n[{disk_edge.edge.settings.server}] 128 MiB uncacheable chunked body passed through: peak traced "
+          f"memory growth {peak / 2**20:.1f} MiB")  # fmt: skip
+    assert peak < size // 4
+
+
+async def test_streamed_object_survives_a_restart(disk_edge: EdgeUnderTest) -> None:
+    size = 6 * 2**20
+    disk_edge.origin.routes["/keep.bin"] = generated(size, chunked=True)
+    await fetch(disk_edge, "/keep.bin")
+    await until(lambda: stored(disk_edge, "/keep.bin"), "the body to be stored")
+    await disk_edge.edge.stop()
+    restarted = Edge(disk_edge.edge.settings)
+    await restarted.start()
+    disk_edge.edge = restarted  # the fixture stops whichever edge it holds
+    response, digest, _ = await fetch(disk_edge, "/keep.bin")
+    assert response.headers["X-Cache"] == "HIT" and digest == sha256_of(size)
+    assert disk_edge.origin.count("/keep.bin") == 1
 
 
 async def test_range_if_range_and_head_on_a_large_disk_object_read_only_what_they_need(
