@@ -1,7 +1,8 @@
 """The edge's storage: a memory tier and a disk tier, each under a hard byte limit, with one index.
 
 Small bodies live in memory; when the memory tier evicts them they move to disk (if there is a disk
-tier), and bodies too large for memory go to disk directly. The disk tier survives restarts: each
+tier), and bodies too large for memory go to disk directly (streamed ones as a finished temp file from
+``new_temp_body``, moved in by ``put(body_file=...)``). The disk tier survives restarts: each
 object is a body file plus a metadata file renamed into place last, so a torn write leaves a body
 without metadata, which start-up deletes and never serves.
 
