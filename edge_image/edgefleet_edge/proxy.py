@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .cachekey import accept_class, encoding_class, primary_key, secondary_key, vary_fields
+from .collapsing import Fetched, Flight
 from .freshness import current_age, format_http_date, initial_age, parse_directives, response_policy
 from .messages import EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
@@ -47,82 +47,12 @@ class EdgeConfig:
     origin: str
     grace: float = 3600.0
     allow_set_cookie: bool = False
+    origin_timeout: float = 30.0
     max_body_in_flight: int = 64 * 1024 * 1024
     """Responses to unsafe methods (POST, PUT, ...) are read whole, up to this; GET bodies stream instead."""
     stream_threshold: int | None = None
     """Origin bodies larger than this, or of unknown size that grow past it, stream instead of being read
     whole. None: the memory tier's largest object, since a larger body could only be stored on disk anyway."""
-
-
-@dataclass
-class Fetched:
-    """An origin response as one client gets it: complete (``body``), or streaming (``stream``)."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes | None
-    entry: Entry | None
-    """The stored entry, when the response was stored."""
-    stream: LocalStream | None = None
-    """This client's own body stream: a reader of ``transfer``, or the origin's body passed through."""
-    transfer: Transfer | None = None
-    """The large body being stored, which collapsed followers read too."""
-    shared: bool = True
-    """Whether collapsed followers may be given this response; if not, they ask the origin themselves."""
-
-    def for_follower(self) -> Fetched | None:
-        if not self.shared:
-            return None
-        if self.transfer is not None:
-            return dataclasses.replace(self, stream=self.transfer.reader())
-        return self
-
-    def discard(self) -> None:
-        """Release the body stream of a response nobody will send."""
-        if self.stream is not None:
-            self.stream.close()
-            self.stream = None
-
-
-class _Flight:
-    """One origin fetch in progress and the collapsed followers waiting for its response head."""
-
-    def __init__(self) -> None:
-        self.result: Fetched | None = None
-        self.waiters: list[asyncio.Future[Fetched | None]] = []
-
-    async def follow(self) -> Fetched | None:
-        """The leader's response for this follower (its own reader of a streaming body), or None if not shared."""
-        if self.result is not None:
-            return self.result.for_follower()
-        waiter: asyncio.Future[Fetched | None] = asyncio.get_running_loop().create_future()
-        self.waiters.append(waiter)
-        try:
-            return await waiter
-        except asyncio.CancelledError:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                given = waiter.result()
-                if given is not None:
-                    given.discard()  # handed over just as this follower's client went away
-            raise
-
-    def resolve(self, fetched: Fetched) -> None:
-        """Each follower's copy is made now, synchronously, so a streaming body is still open for all of them."""
-        self.result = fetched
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(fetched.for_follower())
-        self.waiters.clear()
-
-    def fail(self, exc: BaseException) -> None:
-        """Followers share the origin's failure; if the leader was cancelled (its client left), they fetch."""
-        for waiter in self.waiters:
-            if not waiter.done():
-                if isinstance(exc, asyncio.CancelledError):
-                    waiter.set_result(None)
-                else:
-                    waiter.set_exception(exc)
-        self.waiters.clear()
 
 
 async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> tuple[list[bytes], bool]:
@@ -150,7 +80,7 @@ class CachingProxy:
         self.session = session
         self.origin = config.origin.rstrip("/")
         self.via = f"1.1 {config.name} (edgefleet)"
-        self._inflight: dict[str, _Flight] = {}
+        self._inflight: dict[str, Flight] = {}
         self.stream_above = config.stream_threshold if config.stream_threshold is not None else store.max_memory_object
         self._revalidating: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
@@ -241,7 +171,7 @@ class CachingProxy:
                 return shared
             # Not for sharing (uncacheable, or too large to store): this follower asks for its own, at once.
             return await self._fetch_from_origin(request, key, validators_from)
-        flight = _Flight()
+        flight = Flight()
         self._inflight[signature] = flight
         try:
             fetched = await self._fetch_from_origin(request, key, validators_from)
@@ -258,7 +188,7 @@ class CachingProxy:
         flight.resolve(fetched)
         return fetched
 
-    def _land(self, signature: str, flight: _Flight) -> None:
+    def _land(self, signature: str, flight: Flight) -> None:
         if self._inflight.get(signature) is flight:
             del self._inflight[signature]
 
