@@ -6,7 +6,9 @@ protocol (``protocol.py``), and the same test suite checks both.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -25,6 +27,26 @@ class EdgeRequest:
     body: bytes = b""
 
 
+class StreamAborted(Exception):
+    """A streamed body cannot be completed (the origin failed mid-body): the client's connection must be
+    aborted, never ended as if the body were whole."""
+
+
+class BodyStream(Protocol):
+    """A body too large to hold in memory, sent chunk by chunk.
+
+    Adapters iterate it at most once, then always call ``aclose`` (also when they never iterate: HEAD, or
+    the client went away). Iteration raises ``StreamAborted`` when the body cannot be completed.
+    """
+
+    length: int | None
+    """The Content-Length to send; None means the size is unknown (chunked transfer coding)."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 @dataclass
 class EdgeResponse:
     status: int
@@ -32,3 +54,5 @@ class EdgeResponse:
     body: bytes = b""
     head_only: bool = False
     """HEAD: send the headers (with the body's Content-Length), not the body."""
+    stream: BodyStream | None = None
+    """When set, the body is this stream and ``body`` is unused."""

@@ -9,6 +9,11 @@ Limits, each a clear status and a closed connection: request target over ``max_t
 headers over ``max_header_bytes`` or ``max_headers`` → 431, body over ``max_body`` → 413, headers not
 complete within ``header_timeout`` (slowloris) → 408, malformed → 400; idle keep-alive connections close
 after ``idle_timeout``; past ``max_connections`` new connections get 503 and are closed.
+
+Large bodies (``EdgeResponse.stream``) are written chunk by chunk under the transport's flow control: after a
+write that fills the transport's buffer (``pause_writing``) the next chunk waits for ``resume_writing``, so a
+slow client holds at most one chunk plus the buffer. A stream that fails mid-body aborts the connection, so
+the client sees fewer bytes than Content-Length promised (or no final chunk), never a complete-looking body.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from urllib.parse import unquote
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .messages import EdgeRequest, EdgeResponse
+from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
 from .plain_request import recognise_plain
 from .proxy import CachingProxy
 
@@ -77,6 +82,23 @@ def serialise(response: EdgeResponse, date_line: bytes, keep_alive: bool) -> byt
     parts.append(b"\r\n")
     if not response.head_only and status not in NO_BODY_STATUSES:
         parts.append(response.body)
+    return b"".join(parts)
+
+
+def serialise_stream_head(response: EdgeResponse, stream: BodyStream, date_line: bytes, keep_alive: bool) -> bytes:
+    """The head of a streamed response: Content-Length when the size is known, else chunked (RFC 9112 §7.1)."""
+    status = response.status
+    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
+    for name, value in response.headers.items():
+        parts.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))
+    parts.append(date_line)
+    if stream.length is not None:
+        parts.append(b"Content-Length: %d\r\n" % stream.length)
+    elif not response.head_only:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if not keep_alive:
+        parts.append(b"Connection: close\r\n")
+    parts.append(b"\r\n")
     return b"".join(parts)
 
 
@@ -132,6 +154,8 @@ class EdgeProtocol(asyncio.Protocol):
         self.between_messages = True
         """The parser has no partial request: the next read may be recognised without it."""
         self.last_active = self.loop.time()
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
         self._reset()
 
     # ---- connection --------------------------------------------------------------------------
@@ -154,6 +178,23 @@ class EdgeProtocol(asyncio.Protocol):
         if self.worker is not None and not self.worker.done():
             self.worker.cancel()
         self.transport = None
+        self.resume_writing()
+
+    # ---- flow control (asyncio calls these around the transport's write buffer high/low marks) -------------
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter, self._drain_waiter = self._drain_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _drain(self) -> None:
+        if self._write_paused and self.transport is not None:
+            self._drain_waiter = self.loop.create_future()
+            await self._drain_waiter
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -290,9 +331,15 @@ class EdgeProtocol(asyncio.Protocol):
                 logger.exception("Edge failed to answer %s %s", request.method, request.target)
                 response = EdgeResponse(500, CIMultiDict({"Content-Type": "text/plain"}), b"500 internal error\n")
                 keep_alive = False
+            if response.stream is not None:
+                if not await self._send_stream(response, response.stream, keep_alive):
+                    return
+            elif self.transport is None:
+                return
+            else:
+                self.transport.write(serialise(response, self.server.clock.date_line(), keep_alive))
             if self.transport is None:
                 return
-            self.transport.write(serialise(response, self.server.clock.date_line(), keep_alive))
             if not keep_alive:
                 self.transport.close()
                 return
@@ -300,3 +347,33 @@ class EdgeProtocol(asyncio.Protocol):
                 self.transport.resume_reading()
         self.last_active = self.loop.time()
         self._arm(self.limits.idle_timeout, self._idle)
+
+    async def _send_stream(self, response: EdgeResponse, stream: BodyStream, keep_alive: bool) -> bool:
+        """Write a streamed response; False if the connection is gone (closed by the client, or aborted)."""
+        try:
+            if self.transport is None:
+                return False
+            head = serialise_stream_head(response, stream, self.server.clock.date_line(), keep_alive)
+            self.transport.write(head)
+            if response.head_only or response.status in NO_BODY_STATUSES:
+                return True
+            chunked = stream.length is None
+            async for chunk in stream:
+                await self._drain()
+                if self.transport is None:
+                    return False
+                if chunked:
+                    if chunk:
+                        self.transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
+                else:
+                    self.transport.write(chunk)
+            if chunked and self.transport is not None:
+                self.transport.write(b"0\r\n\r\n")
+            return self.transport is not None
+        except StreamAborted as exc:
+            logger.warning("Aborted the response to a request for a streamed body: %s", exc)
+            if self.transport is not None:
+                self.transport.abort()
+            return False
+        finally:
+            await stream.aclose()

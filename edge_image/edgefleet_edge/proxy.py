@@ -13,28 +13,29 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import unquote
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .cachekey import accept_class, encoding_class, primary_key, secondary_key, vary_fields
+from .collapsing import Fetched, Flight
 from .freshness import current_age, format_http_date, initial_age, parse_directives, response_policy
-from .messages import EdgeRequest, EdgeResponse
+from .messages import EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
 from .plain_request import PlainRequest
-from .responses import RECOMPUTED, end_to_end, multipart_body, not_modified, plan_range
+from .responses import RECOMPUTED, RangePlan, end_to_end, multipart_body, multipart_layout, not_modified, plan_range
 from .store import Entry, Store
+from .streaming import ORIGIN_CHUNK, FileBody, HeadOnly, LocalStream, OriginBody, Segment, Transfer, segments_length
 
 logger = logging.getLogger(__name__)
 
-CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
-UNSAFE_FORWARDED = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
-STREAM_CHUNK = 64 * 1024
 KEY_MEMO_SIZE = 65_536
 PLAIN_VARY_FIELDS = frozenset({"accept", "accept-encoding"})
 _UNKNOWN = object()
+
+CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
+UNSAFE_FORWARDED = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 class OriginUnavailable(Exception):
@@ -54,20 +55,22 @@ class EdgeConfig:
     allow_set_cookie: bool = False
     origin_timeout: float = 30.0
     max_body_in_flight: int = 64 * 1024 * 1024
+    """Responses to unsafe methods (POST, PUT, ...) are read whole, up to this; GET bodies stream instead."""
+    stream_threshold: int | None = None
+    """Origin bodies larger than this, or of unknown size that grow past it, stream instead of being read
+    whole. None: the memory tier's largest object, since a larger body could only be stored on disk anyway."""
 
 
-@dataclass
-class Fetched:
-    """An origin response, complete: what collapsed followers share."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes | None
-    entry: Entry | None
-    """The stored entry, when the response was stored."""
-    body_file: Path | None = None
-    declined: Entry | None = None
-    """A storable response the store did not keep (admission, or too large): served like a stored one."""
+async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> tuple[list[bytes], bool]:
+    """Read a body of unknown size until it ends (True) or passes ``limit`` (False)."""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return chunks, False
+    return chunks, True
 
 
 def _request_signature(key: str, headers: Mapping[str, str]) -> str:
@@ -83,11 +86,12 @@ class CachingProxy:
         self.session = session
         self.origin = config.origin.rstrip("/")
         self.via = f"1.1 {config.name} (edgefleet)"
-        self._inflight: dict[str, asyncio.Future[Fetched]] = {}
+        self._inflight: dict[str, Flight] = {}
+        self.stream_above = config.stream_threshold if config.stream_threshold is not None else store.max_memory_object
         self._revalidating: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._tally = metrics.plain_hits
         self._hit_duration = metrics.duration.labels("hit")
+        self._tally = metrics.plain_hits
         self._keys: dict[str, str] = {}
         self._raw_keys: dict[bytes, str] = {}
         self._variants: dict[tuple[tuple[str, ...], str | None, str | None], object] = {}
@@ -155,7 +159,7 @@ class CachingProxy:
                 ), "stale"
             return self._from_fetched(request, fetched, "EXPIRED", "fwd=stale"), "expired"
         fetched = await self._fetch(request, key, validators_from=None)
-        if fetched.entry is not None:
+        if fetched.entry is not None or fetched.transfer is not None:
             return self._from_fetched(request, fetched, "MISS", "fwd=miss; stored"), "miss"
         if fetched.declined is not None:
             return self._from_fetched(request, fetched, "MISS", "fwd=miss"), "miss"
@@ -168,25 +172,35 @@ class CachingProxy:
     # ---- fetching (collapsed) ------------------------------------------------------------------
 
     async def _fetch(self, request: EdgeRequest, key: str, validators_from: Entry | None) -> Fetched:
-        signature = _request_signature(key, request.headers)
         if "Authorization" in request.headers:
             return await self._fetch_from_origin(request, key, validators_from)
-        pending = self._inflight.get(signature)
-        if pending is not None:
-            # Followers share the leader's result, cacheable or not, instead of asking the origin again.
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
-        self._inflight[signature] = future
+        signature = _request_signature(key, request.headers)
+        flight = self._inflight.get(signature)
+        if flight is not None:
+            shared = await flight.follow()
+            if shared is not None:
+                return shared
+            # Not for sharing (uncacheable, or too large to store): this follower asks for its own, at once.
+            return await self._fetch_from_origin(request, key, validators_from)
+        flight = Flight()
+        self._inflight[signature] = flight
         try:
-            result = await self._fetch_from_origin(request, key, validators_from)
+            fetched = await self._fetch_from_origin(request, key, validators_from)
         except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: followers may be none
+            del self._inflight[signature]
+            flight.fail(exc)
             raise
+        transfer = fetched.transfer
+        if transfer is not None and not (transfer.complete or transfer.failed):
+            # Requests arriving while the body streams in join it from byte 0, until it is stored.
+            transfer.on_end(lambda: self._land(signature, flight))
         else:
-            future.set_result(result)
-            return result
-        finally:
+            del self._inflight[signature]
+        flight.resolve(fetched)
+        return fetched
+
+    def _land(self, signature: str, flight: Flight) -> None:
+        if self._inflight.get(signature) is flight:
             del self._inflight[signature]
 
     def _origin_headers(self, request: EdgeRequest) -> CIMultiDict[str]:
@@ -213,38 +227,121 @@ class CachingProxy:
         began = time.monotonic()
         url = self.origin + request.target
         try:
-            async with self.session.get(url, headers=headers, allow_redirects=False) as response:
+            response = await self.session.get(url, headers=headers, allow_redirects=False)
+            try:
                 self.metrics.origin_duration.observe(time.monotonic() - began)
                 self.metrics.origin_requests.labels(str(response.status)).inc()
-                response_time = time.time()
-                raw_headers = end_to_end([(k, v) for k, v in response.headers.items()])
-                if response.status == 304 and validators_from is not None:
-                    return Fetched(304, raw_headers, None, self._refresh(validators_from, raw_headers,
-                                                                          request_time, response_time))  # fmt: skip
-                if response.status >= 500:
-                    body = await response.read()
-                    return Fetched(response.status, raw_headers, body, None)
-                body = await self._read_body(response)
+                fetched = await self._receive(request, key, validators_from, response, request_time, generation)
+            except BaseException:
+                response.close()
+                raise
         except TimeoutError as exc:
             self.metrics.origin_requests.labels("timeout").inc()
             raise OriginUnavailable(504, "origin timed out") from exc
         except aiohttp.ClientError as exc:
             self.metrics.origin_requests.labels("error").inc()
             raise OriginUnavailable(502, f"origin unreachable: {type(exc).__name__}") from exc
-        entry = self._storable_entry(request, key, response.status, raw_headers, body, request_time,
-                                     response_time, generation)  # fmt: skip
-        if entry is not None and not self.store.put(entry, body=body):
-            entry.body = body  # not kept: the response is still served from it, once
-            return Fetched(response.status, raw_headers, body, None, declined=entry)
-        return Fetched(response.status, raw_headers, body, entry)
+        if fetched.stream is None:
+            response.release()  # the body was read whole; a stream owns the response until it is closed
+        return fetched
+
+    async def _receive(
+        self,
+        request: EdgeRequest,
+        key: str,
+        validators_from: Entry | None,
+        response: aiohttp.ClientResponse,
+        request_time: float,
+        generation: int,
+    ) -> Fetched:
+        response_time = time.time()
+        status = response.status
+        raw_headers = end_to_end([(k, v) for k, v in response.headers.items()])
+        if status == 304 and validators_from is not None:
+            return Fetched(304, raw_headers, None, self._refresh(validators_from, raw_headers, request_time,
+                                                                 response_time))  # fmt: skip
+        if status >= 500:
+            return Fetched(status, raw_headers, await response.read(), None)
+        entry = self._storable_entry(request, key, status, raw_headers, request_time, response_time)
+        declared = response.content_length
+        prefix: list[bytes] = []
+        if declared is not None and declared <= self.stream_above:
+            body = await response.read()
+            return self._complete(status, raw_headers, body, entry, generation)
+        if declared is None:
+            # Unknown size: a body that ends within the threshold is a small one after all.
+            prefix, whole = await _read_up_to(response, self.stream_above)
+            if whole:
+                body = b"".join(prefix)
+                return self._complete(status, raw_headers, body, entry, generation)
+        if entry is not None and self.store.admits_to_disk(entry, max(declared or 0, sum(map(len, prefix)))):
+            return self._start_transfer(response, raw_headers, entry, prefix, declared, generation)
+        # A storable body that does not fit or was not admitted (admission remembers it for the next request)
+        # streams through like an uncacheable one, but is reported as the miss it is.
+        declined = entry
+        # Uncacheable, or larger than the disk tier: straight through to this one client, not stored.
+        stream = HeadOnly(declared) if request.method == "HEAD" else OriginBody(response, declared, prefix)
+        if request.method == "HEAD":
+            response.close()
+        return Fetched(status, raw_headers, None, None, stream=stream, shared=False, declined=declined)
+
+    def _start_transfer(
+        self,
+        response: aiohttp.ClientResponse,
+        headers: list[tuple[str, str]],
+        entry: Entry,
+        prefix: list[bytes],
+        declared: int | None,
+        generation: int,
+    ) -> Fetched:
+        path = self.store.new_temp_body()
+        assert path is not None, "fits_disk implies a cache dir"
+        transfer = Transfer(path, declared)
+        reader = transfer.reader()
+        task = asyncio.get_running_loop().create_task(self._fill(transfer, response, entry, prefix, generation))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return Fetched(response.status, headers, None, None, stream=reader, transfer=transfer)
+
+    async def _fill(
+        self, transfer: Transfer, response: aiohttp.ClientResponse, entry: Entry, prefix: list[bytes], generation: int
+    ) -> None:
+        """Receive the whole body into the transfer's file, at the origin's pace; store it only when whole."""
+        try:
+            for chunk in prefix:
+                transfer.write(chunk)
+            prefix.clear()
+            async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+                transfer.write(chunk)
+            if transfer.length is not None and transfer.written != transfer.length:
+                raise StreamAborted(f"origin sent {transfer.written} of {transfer.length} bytes")
+            entry.size = transfer.written
+            entry.stale = generation != self.store.purge_generation  # a purge raced this fetch
+            # Moves the file in (admission was asked before the transfer began), or removes it if it cannot fit.
+            self.store.put(entry, body_file=transfer.path, admitted=True)
+        except (aiohttp.ClientError, TimeoutError, OSError, StreamAborted) as exc:
+            logger.warning("Origin body for %s failed after %d bytes: %s", entry.key, transfer.written,
+                           exc or type(exc).__name__)  # fmt: skip
+            transfer.fail()
+            return
+        except BaseException:
+            transfer.fail()
+            raise
+        finally:
+            if response.content.is_eof():
+                response.release()
+            else:
+                response.close()
+        transfer.finish()
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        """Unsafe-method responses are read whole, up to ``max_body_in_flight``."""
         declared = response.content_length
         if declared is not None and declared > self.config.max_body_in_flight:
             raise OriginUnavailable(502, "origin response too large for this edge")
         chunks = []
         total = 0
-        async for chunk in response.content.iter_chunked(STREAM_CHUNK):
+        async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
             total += len(chunk)
             if total > self.config.max_body_in_flight:
                 raise OriginUnavailable(502, "origin response too large for this edge")
@@ -257,11 +354,10 @@ class CachingProxy:
         key: str,
         status: int,
         headers: list[tuple[str, str]],
-        body: bytes,
         request_time: float,
         response_time: float,
-        generation: int,
     ) -> Entry | None:
+        """The entry this response would be stored as (size and staleness set once the body is in), or None."""
         header_map = CIMultiDictProxy(CIMultiDict(headers))
         policy = response_policy(
             status,
@@ -276,13 +372,13 @@ class CachingProxy:
                 self.store.remove_key(key)
             return None
         vary = vary_fields(header_map.get("Vary"))
-        entry = Entry(
+        return Entry(
             key=key,
             variant=secondary_key(vary, request.headers),
             path=request.path,
             status=status,
             headers=headers,
-            size=len(body),
+            size=0,
             request_time=request_time,
             response_time=response_time,
             initial_age=initial_age(header_map, request_time, response_time),
@@ -292,9 +388,20 @@ class CachingProxy:
             must_revalidate=policy.must_revalidate,
             vary=vary,
             surrogate_keys=tuple(header_map.get("Surrogate-Key", "").split()),
-            stale=generation != self.store.purge_generation,  # a purge raced this fetch: revalidate next time
         )
-        return entry
+
+    def _complete(
+        self, status: int, headers: list[tuple[str, str]], body: bytes, entry: Entry | None, generation: int
+    ) -> Fetched:
+        """A whole body: stored when storable and admitted; a declined one is still served from its entry."""
+        if entry is None:
+            return Fetched(status, headers, body, None)
+        entry.size = len(body)
+        entry.stale = generation != self.store.purge_generation  # a purge raced this fetch: revalidate next time
+        if self.store.put(entry, body=body):
+            return Fetched(status, headers, body, entry)
+        entry.body = body  # not kept: the response is still served from it, once
+        return Fetched(status, headers, body, None, declined=entry)
 
     def _refresh(
         self, entry: Entry, headers: list[tuple[str, str]], request_time: float, response_time: float
@@ -323,7 +430,7 @@ class CachingProxy:
 
         async def refresh() -> None:
             try:
-                await self._fetch(request, key, validators_from=entry)
+                (await self._fetch(request, key, validators_from=entry)).discard()
             except OriginUnavailable as exc:
                 logger.warning("Background revalidation of %s failed: %s", key, exc.reason)
             finally:
@@ -385,8 +492,8 @@ class CachingProxy:
         if entry.stale or entry.status != 200:
             return None
         body = entry.body
-        if body is None and memory_only:
-            return None
+        if body is None and (memory_only or entry.size > self.stream_above):
+            return None  # a large disk object streams from its file (handle)
         age = entry.initial_age + max(0.0, time.time() - entry.response_time)  # freshness.current_age, inlined
         if age >= entry.lifetime:
             return None
@@ -471,12 +578,14 @@ class CachingProxy:
             for name in ("Content-Type", "Content-Length", "Content-Encoding"):
                 headers.popall(name, None)
             return EdgeResponse(304, headers)
-        body = self.store.read_body(entry)
         plan = plan_range(request.headers.get("Range"), request.headers.get("If-Range"), entry)
         headers["Accept-Ranges"] = "bytes"
         if plan.status == 416:
             headers["Content-Range"] = f"bytes */{entry.size}"
             return EdgeResponse(416, headers)
+        if entry.body is None and entry.size > self.stream_above:
+            return self._from_body_file(request, entry, plan, headers)
+        body = self.store.read_body(entry)
         if plan.status == 206:
             if len(plan.ranges) == 1:
                 first, last = plan.ranges[0]
@@ -488,13 +597,49 @@ class CachingProxy:
         status = 206 if plan.status == 206 else entry.status
         return self._body_response(request, status, headers, body)
 
+    def _from_body_file(
+        self, request: EdgeRequest, entry: Entry, plan: RangePlan, headers: CIMultiDict[str]
+    ) -> EdgeResponse:
+        """A large disk-tier object: only the bytes asked for are read, chunk by chunk (HEAD reads none)."""
+        segments: list[Segment] = [(0, entry.size)]
+        status = entry.status
+        if plan.status == 206:
+            status = 206
+            if len(plan.ranges) == 1:
+                first, last = plan.ranges[0]
+                headers["Content-Range"] = f"bytes {first}-{last}/{entry.size}"
+                segments = [(first, last - first + 1)]
+            else:
+                content_type = headers.get("Content-Type", "application/octet-stream")
+                segments, headers["Content-Type"] = multipart_layout(plan.ranges, content_type, entry.size)
+        if request.method == "HEAD":
+            return self._stream_response(request, status, headers, HeadOnly(segments_length(segments)))
+        path = self.store.body_file(entry)
+        assert path is not None
+        return self._stream_response(request, status, headers, FileBody(path, segments))
+
     def _from_fetched(self, request: EdgeRequest, fetched: Fetched, word: str, detail: str) -> EdgeResponse:
-        entry = fetched.entry or fetched.declined
+        entry = fetched.entry or (fetched.declined if fetched.stream is None else None)
         if entry is not None and fetched.status == 200:
+            fetched.discard()
             return self._from_entry(request, entry, 0.0, word, "miss", detail=detail)
         headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in fetched.headers if k.lower() not in RECOMPUTED)
-        self._cache_headers(headers, word, detail, 0.0 if entry is not None else None)
+        stored = entry is not None or fetched.transfer is not None
+        self._cache_headers(headers, word, detail, 0.0 if stored else None)
+        if fetched.stream is not None:
+            return self._stream_response(request, fetched.status, headers, fetched.stream)
         return self._body_response(request, fetched.status, headers, fetched.body or b"")
+
+    def _stream_response(
+        self, request: EdgeRequest, status: int, headers: CIMultiDict[str], stream: LocalStream
+    ) -> EdgeResponse:
+        if status in (204, 304) or 100 <= status < 200:
+            stream.close()
+            return EdgeResponse(status, headers)
+        head = request.method == "HEAD"
+        if not head and stream.length is not None:
+            self.metrics.bytes_served.inc(stream.length)
+        return EdgeResponse(status, headers, head_only=head, stream=stream)
 
     def _body_response(self, request: EdgeRequest, status: int, headers: CIMultiDict[str], body: bytes) -> EdgeResponse:
         if status in (204, 304) or 100 <= status < 200:

@@ -107,16 +107,23 @@ def plan_range(range_header: str | None, if_range: str | None, entry: Entry) -> 
     return RangePlan(206, tuple(ranges))
 
 
-def multipart_body(body: bytes, ranges: tuple[tuple[int, int], ...], content_type: str) -> tuple[bytes, str]:
-    """multipart/byteranges (RFC 9110 §14.6)."""
+def multipart_layout(
+    ranges: tuple[tuple[int, int], ...], content_type: str, size: int
+) -> tuple[list[bytes | tuple[int, int]], str]:
+    """multipart/byteranges (RFC 9110 §14.6) as segments: literal bytes, or (offset, count) of the body."""
     boundary = secrets.token_hex(12)
-    parts = []
+    segments: list[bytes | tuple[int, int]] = []
     for first, last in ranges:
-        parts.append(
-            f"--{boundary}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Range: bytes {first}-{last}/{len(body)}\r\n\r\n".encode()
-            + body[first : last + 1]
-            + b"\r\n"
-        )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/byteranges; boundary={boundary}"
+        head = f"--{boundary}\r\nContent-Type: {content_type}\r\nContent-Range: bytes {first}-{last}/{size}\r\n\r\n"
+        segments.append(head.encode())
+        segments.append((first, last - first + 1))
+        segments.append(b"\r\n")
+    segments.append(f"--{boundary}--\r\n".encode())
+    return segments, f"multipart/byteranges; boundary={boundary}"
+
+
+def multipart_body(body: bytes, ranges: tuple[tuple[int, int], ...], content_type: str) -> tuple[bytes, str]:
+    """multipart/byteranges (RFC 9110 §14.6) of a body in memory."""
+    segments, media_type = multipart_layout(ranges, content_type, len(body))
+    parts = [s if isinstance(s, bytes) else body[s[0] : s[0] + s[1]] for s in segments]
+    return b"".join(parts), media_type

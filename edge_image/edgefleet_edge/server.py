@@ -17,7 +17,7 @@ from aiohttp import web
 from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
 
 from .admin import AdminState, admin_app
-from .messages import EdgeRequest
+from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
 from .protocol import HttpToolsServer, Limits
 from .proxy import CachingProxy, EdgeConfig
@@ -64,9 +64,37 @@ def aiohttp_handler(proxy: CachingProxy) -> Any:
                 host=request.host, body=body,
             )
         )  # fmt: skip
+        if response.stream is not None:
+            return await _send_stream(request, response, response.stream)
         return web.Response(status=response.status, headers=response.headers, body=response.body or None)
 
     return handle
+
+
+async def _send_stream(request: web.Request, response: EdgeResponse, stream: BodyStream) -> web.StreamResponse:
+    """A large body through aiohttp: ``write`` drains the transport, so a slow client holds one chunk plus buffer.
+
+    On a failed stream the transport is aborted before aiohttp can end the body (its final chunk would make a
+    short body look complete).
+    """
+    out = web.StreamResponse(status=response.status, headers=response.headers)
+    try:
+        if stream.length is not None:
+            out.content_length = stream.length
+        await out.prepare(request)
+        if not response.head_only and request.method != "HEAD":
+            async for chunk in stream:
+                await out.write(chunk)
+    except StreamAborted as exc:
+        logger.warning("Aborted the response to %s %s: %s", request.method, request.path, exc)
+        out.force_close()
+        if request.transport is not None:
+            request.transport.abort()
+    except ConnectionError:
+        out.force_close()  # the client went away
+    finally:
+        await stream.aclose()
+    return out
 
 
 class Edge:
@@ -98,7 +126,8 @@ class Edge:
             logger.info("Loaded %d cached objects from %s", loaded, self.settings.cache_dir)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(total=30, connect=5),
+            # No total timeout: a large body may take longer than any fixed bound; a stalled origin does not.
+            timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=30),
             auto_decompress=False,
         )
         self._proxy = CachingProxy(

@@ -1,7 +1,8 @@
 """The edge's storage: a memory tier and a disk tier, each under a hard byte limit, with one index.
 
 Small bodies live in memory; when the memory tier evicts them they move to disk (if there is a disk
-tier), and bodies too large for memory go to disk directly. The disk tier survives restarts: each
+tier), and bodies too large for memory go to disk directly (streamed ones as a finished temp file from
+``new_temp_body``, moved in by ``put(body_file=...)``). The disk tier survives restarts: each
 object is a body file plus a metadata file renamed into place last, so a torn write leaves a body
 without metadata, which start-up deletes and never serves.
 
@@ -118,15 +119,18 @@ class Store:
 
     # ---- storing -------------------------------------------------------------------------------
 
-    def put(self, entry: Entry, body: bytes | None = None, body_file: Path | None = None) -> bool:
+    def put(
+        self, entry: Entry, body: bytes | None = None, body_file: Path | None = None, *, admitted: bool = False
+    ) -> bool:
         """Store ``entry`` with its body (bytes, or a finished temp file to move in). False when it is not stored.
 
         An object new to the cache must pass the admission of the tier it would land in (the memory tier if
         it is small enough for it, else the disk tier); a declined object is not stored, and with the default
         policy that is how a large object's first request goes. A replacement of a stored entry (a refetch)
-        skips admission: the object was admitted already. Demotions from memory to disk never ask.
+        skips admission: the object was admitted already. Demotions from memory to disk never ask, and nor
+        does a streamed body whose admission was asked before it was fetched (``admits_to_disk``).
         """
-        new = entry.id not in self.entries
+        new = entry.id not in self.entries and not admitted
         self.remove(entry.id)
         if body is not None and entry.size <= self.max_memory_object and entry.size <= self.memory.capacity:
             if new and not self.memory.admits(entry.id, entry.size):
@@ -137,7 +141,11 @@ class Store:
             for victim in self.memory.add(entry.id, entry.size):
                 self._demote(victim)
             return True
-        if self.cache_dir is None or entry.size > self.disk.capacity or (new and not self._admitted_to_disk(entry)):
+        if (
+            self.cache_dir is None
+            or entry.size > self.disk.capacity
+            or (new and not self._admitted_to_disk(entry.id, entry.size))
+        ):
             if body_file is not None:
                 body_file.unlink(missing_ok=True)
             return False
@@ -148,8 +156,15 @@ class Store:
             self._drop(victim, evicted=True)
         return True
 
-    def _admitted_to_disk(self, entry: Entry) -> bool:
-        if self.disk.admits(entry.id, entry.size):
+    def admits_to_disk(self, entry: Entry, size: int) -> bool:
+        """Whether a large body about to stream from the origin would be stored on the disk tier: it fits,
+        and it is admitted if it is new to the cache. Asked once, before the body is fetched."""
+        if not self.fits_disk(size):
+            return False
+        return entry.id in self.entries or self._admitted_to_disk(entry.id, size)
+
+    def _admitted_to_disk(self, entry_id: str, size: int) -> bool:
+        if self.disk.admits(entry_id, size):
             return True
         self.stats.declined["disk"] += 1
         return False
@@ -275,6 +290,10 @@ class Store:
         with os.fdopen(fd, "w") as handle:
             json.dump(meta, handle)
         os.replace(tmp, target)
+
+    def fits_disk(self, size: int) -> bool:
+        """Whether an object of ``size`` bytes can be stored on the disk tier (evicting others as needed)."""
+        return self.cache_dir is not None and size <= self.disk.capacity
 
     def new_temp_body(self) -> Path | None:
         if self.cache_dir is None:

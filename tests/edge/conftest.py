@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import dataclasses
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from edgefleet_edge.server import Edge, EdgeSettings
 
 from edgefleet.embedded_redis import free_port
 
-Responder = Callable[[web.Request], web.StreamResponse]
+Responder = Callable[[web.Request], web.StreamResponse | Awaitable[web.StreamResponse]]
 
 
 @dataclass
@@ -38,7 +40,8 @@ class OriginStub:
         responder = self.routes.get(request.path)
         if responder is None:
             return web.Response(status=404, text="not found")
-        return responder(request)
+        response = responder(request)
+        return await response if inspect.isawaitable(response) else response
 
     async def start(self) -> None:
         app = web.Application()
@@ -102,3 +105,17 @@ async def edge(origin: OriginStub, request: pytest.FixtureRequest) -> AsyncItera
     yield EdgeUnderTest(instance, origin, session)
     await session.close()
     await instance.stop()
+
+
+@pytest.fixture(params=["httptools", "aiohttp"])
+async def disk_edge(origin: OriginStub, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EdgeUnderTest]:
+    """Both implementations again, with a 512 MiB disk tier (and the usual 8 MiB memory tier: bodies over
+    its largest object, 1 MiB, stream). Plain S3-FIFO, which stores an object on its first request: these
+    tests are about streaming; size-aware admission of streamed bodies has its own test."""
+    settings = settings_for(origin, server=request.param, cache_dir=tmp_path / "cache", disk=512 * 2**20)
+    instance = Edge(dataclasses.replace(settings, cache_policy="s3fifo"))
+    await instance.start()
+    under_test = EdgeUnderTest(instance, origin, aiohttp.ClientSession(auto_decompress=False))
+    yield under_test
+    await under_test.session.close()
+    await under_test.edge.stop()  # a test may have restarted it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import time
 
@@ -225,6 +226,27 @@ async def test_uncacheable_response_is_not_held_back_from_collapsed_followers(ed
         await asyncio.sleep(0.01)
     edge.origin.delay.set()
     assert all(r.status == 200 for r in await asyncio.gather(*pending))
+
+
+async def test_followers_are_answered_when_the_leaders_client_goes_away(edge: EdgeUnderTest) -> None:
+    route(edge, "/left", Cache_Control="max-age=60")
+    edge.origin.delay = asyncio.Event()
+    leader = asyncio.create_task(edge.get("/left"))
+    deadline = time.monotonic() + 10
+    while edge.origin.count("/left") < 1 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    follower = asyncio.create_task(edge.get("/left"))
+    proxy = edge.edge._proxy
+    assert proxy is not None
+    while not any(flight.waiters for flight in proxy._inflight.values()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    leader.cancel()  # the leader's client disconnects while the origin has not answered yet
+    with contextlib.suppress(asyncio.CancelledError):
+        await leader
+    while edge.origin.count("/left") < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    edge.origin.delay.set()
+    assert (await asyncio.wait_for(follower, timeout=10)).status == 200
 
 
 async def test_absolute_form_target_never_reaches_another_host(edge: EdgeUnderTest) -> None:

@@ -1,0 +1,235 @@
+"""Bodies too large to hold whole: streamed from the origin, from a body file being filled, or from the disk tier.
+
+Memory per stream is one chunk (plus the transport's write buffer, which the adapters bound with flow control),
+whatever the body's size. Every stream here implements ``messages.BodyStream``: iterate once, always close.
+
+A ``Transfer`` is an origin body being written into a temp file in the cache dir while any number of clients
+(the leader and its collapsed followers) read it back at their own pace. Invariants: the first ``written``
+bytes of the file are final; ``complete`` and ``failed`` are each set at most once and never both; the file
+descriptor stays open while the writer or any reader still uses it, so renaming the finished file into the
+store, or evicting it later, never cuts a reader short. A failed transfer's readers raise ``StreamAborted``
+once they have read what was written: the client sees an aborted response, never a short one that looks whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+
+from .messages import BodyStream, StreamAborted
+
+FILE_CHUNK = 256 * 1024
+"""Bytes read from a body file per step: large enough that per-chunk overhead vanishes, small next to any body
+worth streaming."""
+ORIGIN_CHUNK = 64 * 1024
+"""Bytes read from the origin per step (aiohttp's read buffer, so the origin is paused beyond it)."""
+
+Segment = bytes | tuple[int, int]
+"""Literal bytes, or (offset, count) of a body file: what a range or multipart response is made of."""
+
+
+def segments_length(segments: Sequence[Segment]) -> int:
+    return sum(len(s) if isinstance(s, bytes) else s[1] for s in segments)
+
+
+class LocalStream(BodyStream, Protocol):
+    """The streams this module makes: closing them needs no await, so it can happen anywhere."""
+
+    def close(self) -> None: ...
+
+
+class HeadOnly:
+    """The length of a body that HEAD does not send."""
+
+    def __init__(self, length: int | None) -> None:
+        self.length = length
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        return
+        yield b""  # pragma: no cover - makes this an async generator
+
+    async def aclose(self) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+class FileBody:
+    """Segments of a stored body file, read chunk by chunk.
+
+    The file is opened when the response is built: a purge, eviction or replacement after that unlinks or
+    replaces the name, not the body this response is sending.
+    """
+
+    def __init__(self, path: Path, segments: Sequence[Segment]) -> None:
+        self._fd: int | None = os.open(path, os.O_RDONLY)
+        self._segments = segments
+        self.length: int | None = segments_length(segments)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for segment in self._segments:
+            if isinstance(segment, bytes):
+                yield segment
+                continue
+            offset, remaining = segment
+            while remaining > 0:
+                if self._fd is None:
+                    raise StreamAborted("body file closed")
+                data = os.pread(self._fd, min(FILE_CHUNK, remaining), offset)
+                if not data:
+                    raise StreamAborted("stored body file is shorter than its entry says")
+                offset += len(data)
+                remaining -= len(data)
+                yield data
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class OriginBody:
+    """An origin response passed straight through to one client, never stored: the client's pace is the origin's.
+
+    ``prefix`` holds what was already read while finding out that the body is large.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse, length: int | None, prefix: Sequence[bytes] = ()) -> None:
+        self._response: aiohttp.ClientResponse | None = response
+        self._prefix = list(prefix)
+        self.length = length
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        response = self._response
+        if response is None:
+            raise StreamAborted("origin response already closed")
+        sent = 0
+        prefix, self._prefix = self._prefix, []
+        for chunk in prefix:
+            sent += len(chunk)
+            yield chunk
+        try:
+            async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+                sent += len(chunk)
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise StreamAborted(f"origin failed mid-body: {type(exc).__name__}") from exc
+        if self.length is not None and sent != self.length:
+            raise StreamAborted(f"origin sent {sent} of {self.length} bytes")
+
+    def close(self) -> None:
+        if self._response is not None:
+            # An unread remainder cannot go back to the pool: close drops the connection, release keeps it.
+            if self._response.content.is_eof():
+                self._response.release()
+            else:
+                self._response.close()
+            self._response = None
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class Transfer:
+    """An origin body being written to ``path`` while clients read it (see the module docstring)."""
+
+    def __init__(self, path: Path, length: int | None) -> None:
+        self.path = path
+        self.length = length
+        self.written = 0
+        self.complete = False
+        self.failed = False
+        self._fd: int | None = os.open(path, os.O_RDWR)
+        self._users = 1  # the writer
+        self._more: asyncio.Event = asyncio.Event()
+        self._on_end: list[Callable[[], None]] = []
+
+    def write(self, data: bytes) -> None:
+        assert self._fd is not None and not (self.complete or self.failed)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+        self.written += len(data)
+        self._wake()
+
+    def finish(self) -> None:
+        """The body is whole (the caller has already moved the file into the store, or removed it)."""
+        self.complete = True
+        self._end()
+
+    def fail(self) -> None:
+        """The body will never be whole: readers abort, the temp file goes."""
+        self.failed = True
+        self.path.unlink(missing_ok=True)
+        self._end()
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        self._on_end.append(callback)
+
+    def reader(self) -> TransferReader:
+        assert self._fd is not None, "a transfer's readers are taken before its writer ends"
+        self._users += 1
+        return TransferReader(self)
+
+    def _end(self) -> None:
+        self._wake()
+        callbacks, self._on_end = self._on_end, []
+        for callback in callbacks:
+            callback()
+        self._release()
+
+    def _wake(self) -> None:
+        self._more.set()
+        self._more = asyncio.Event()
+
+    def _release(self) -> None:
+        self._users -= 1
+        if self._users == 0 and self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def _read(self, offset: int, count: int) -> bytes:
+        assert self._fd is not None
+        return os.pread(self._fd, count, offset)
+
+
+class TransferReader:
+    """One client's view of a ``Transfer``: from byte 0, as fast as the client takes it and the origin gives it."""
+
+    def __init__(self, transfer: Transfer) -> None:
+        self._transfer: Transfer | None = transfer
+        self.length = transfer.length
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        offset = 0
+        while True:  # every lap reads bytes, ends, or waits for the writer, which always adds or ends
+            transfer = self._transfer
+            if transfer is None:
+                raise StreamAborted("reader closed")
+            if offset < transfer.written:
+                data = transfer._read(offset, min(FILE_CHUNK, transfer.written - offset))
+                offset += len(data)
+                yield data
+            elif transfer.failed:
+                raise StreamAborted("origin failed mid-body")
+            elif transfer.complete:
+                return
+            else:
+                await transfer._more.wait()
+
+    def close(self) -> None:
+        if self._transfer is not None:
+            self._transfer._release()
+            self._transfer = None
+
+    async def aclose(self) -> None:
+        self.close()
