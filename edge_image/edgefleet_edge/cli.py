@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 from pathlib import Path
 
@@ -71,6 +72,10 @@ async def serve(settings: EdgeSettings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await edge.start()
+    # Everything allocated by start-up (modules, the loaded index) lives as long as the process: move it out of
+    # the collector's generations, so a full collection walks only what requests create (CPython's gc.freeze
+    # docs; it shortens the pauses that set the hit path's p99).
+    gc.freeze()
     try:
         await stop.wait()
     finally:

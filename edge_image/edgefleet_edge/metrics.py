@@ -76,7 +76,6 @@ class EdgeMetrics:
         self.purge_lag = Gauge(names.EDGE_PURGE_LAG, "Seconds from a purge's issue to its application.", registry=r)
         r.register(_StoreCollector(store))
         self.plain_hits = PlainHitTally()
-        self._plain_hit_requests = self.requests.labels("hit", "200")
 
     def flush(self) -> None:
         """Fold the plain-hit tally into the exported counters."""
@@ -84,6 +83,6 @@ class EdgeMetrics:
         hits, sent = tally.hits, tally.bytes
         tally.hits = tally.bytes = 0
         if hits:
-            self._plain_hit_requests.inc(hits)
+            self.requests.labels("hit", "200").inc(hits)
         if sent:
             self.bytes_served.inc(sent)

@@ -38,6 +38,8 @@ from .proxy import CachingProxy
 logger = logging.getLogger(__name__)
 
 NO_BODY_STATUSES = frozenset({204, 304})
+PIPELINE_DEPTH = 16
+"""Pipelined requests queued before the connection stops reading until it catches up."""
 
 
 @dataclass(frozen=True)
@@ -184,12 +186,18 @@ class EdgeProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        # A client that keeps sending requests without reading the answers must not grow our write buffer
+        # without bound: read nothing more from it until it has caught up.
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         waiter, self._drain_waiter = self._drain_waiter, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self.transport is not None and not self.transport.is_closing() and len(self.queue) <= PIPELINE_DEPTH:
+            self.transport.resume_reading()
 
     async def _drain(self) -> None:
         if self._write_paused and self.transport is not None:
@@ -256,7 +264,7 @@ class EdgeProtocol(asyncio.Protocol):
                 self._reject(self.error.status, self.error.reason)
             else:
                 self._reject(400, "malformed request")
-        if len(self.queue) > 16 and self.transport is not None:
+        if len(self.queue) > PIPELINE_DEPTH and self.transport is not None:
             self.transport.pause_reading()  # pipelining flood: stop reading until we catch up
 
     def on_message_begin(self) -> None:
@@ -343,7 +351,7 @@ class EdgeProtocol(asyncio.Protocol):
             if not keep_alive:
                 self.transport.close()
                 return
-            if self.transport.is_reading() is False:
+            if self.transport.is_reading() is False and not self._write_paused:
                 self.transport.resume_reading()
         self.last_active = self.loop.time()
         self._arm(self.limits.idle_timeout, self._idle)

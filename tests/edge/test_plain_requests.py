@@ -160,3 +160,25 @@ async def test_recognised_hits_are_counted_in_the_metrics(quick_idle_edge: Edge,
     served = re.search(r"edgefleet_edge_bytes_served_total ([0-9.e+]+)", text)
     assert hits is not None and float(hits.group(1)) == 4
     assert served is not None and float(served.group(1)) == 500
+
+
+async def test_client_that_never_reads_its_answers_stops_being_read(quick_idle_edge: Edge, origin: OriginStub) -> None:
+    body = b"x" * 512 * 1024
+    origin.routes["/big.jpg"] = lambda request: web.Response(body=body, headers={"Cache-Control": "max-age=60"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", quick_idle_edge.data_port)
+    writer.write(b"GET /big.jpg HTTP/1.1\r\nHost: shop\r\n\r\n")
+    await read_response(reader)  # stored; from now on every request is a hit
+    (connection,) = quick_idle_edge._data_server.connections  # type: ignore[union-attr]
+    transport = connection.transport
+    assert transport is not None
+    try:
+        for _ in range(400):  # 200 MB of answers if the edge kept reading; one request per write, never read
+            writer.write(b"GET /big.jpg HTTP/1.1\r\nHost: shop\r\n\r\n")
+            await writer.drain()
+            if not transport.is_reading():
+                break
+            await asyncio.sleep(0)  # let the edge read what we sent
+        assert not transport.is_reading(), "the edge kept reading requests it could not answer"
+        assert transport.get_write_buffer_size() <= 2 * len(body) + 64 * 1024
+    finally:
+        writer.close()
