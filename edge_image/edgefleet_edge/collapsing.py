@@ -56,6 +56,9 @@ class Flight:
         self.result: Fetched | None = None
         self.waiters: list[asyncio.Future[Fetched | None]] = []
 
+    def has_followers(self) -> bool:
+        return bool(self.waiters)
+
     async def follow(self) -> Fetched | None:
         """The leader's response for this follower (its own reader of a streaming body), or None if not shared."""
         if self.result is not None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -180,12 +180,16 @@ class CachingProxy:
             shared = await flight.follow()
             if shared is not None:
                 return shared
+            if flight.result is not None and flight.result.declined is not None:
+                # Storable, but streamed through unstored: collapse behind a new leader, whose fetch is stored
+                # (this is the object's second request), rather than each follower asking the origin.
+                return await self._fetch(request, key, validators_from)
             # Not for sharing (uncacheable, or too large to store): this follower asks for its own, at once.
             return await self._fetch_from_origin(request, key, validators_from)
         flight = Flight()
         self._inflight[signature] = flight
         try:
-            fetched = await self._fetch_from_origin(request, key, validators_from)
+            fetched = await self._fetch_from_origin(request, key, validators_from, flight.has_followers)
         except BaseException as exc:
             del self._inflight[signature]
             flight.fail(exc)
@@ -215,7 +219,15 @@ class CachingProxy:
         headers["Via"] = self.via
         return headers
 
-    async def _fetch_from_origin(self, request: EdgeRequest, key: str, validators_from: Entry | None) -> Fetched:
+    async def _fetch_from_origin(
+        self,
+        request: EdgeRequest,
+        key: str,
+        validators_from: Entry | None,
+        contended: Callable[[], bool] = lambda: False,
+    ) -> Fetched:
+        """One origin request. ``contended`` says whether other requests are waiting for this response: they
+        are the object's second request, so it is stored without asking admission."""
         headers = self._origin_headers(request)
         if validators_from is not None:
             if etag := validators_from.header("ETag"):
@@ -231,7 +243,9 @@ class CachingProxy:
             try:
                 self.metrics.origin_duration.observe(time.monotonic() - began)
                 self.metrics.origin_requests.labels(str(response.status)).inc()
-                fetched = await self._receive(request, key, validators_from, response, request_time, generation)
+                fetched = await self._receive(
+                    request, key, validators_from, response, request_time, generation, contended
+                )
             except BaseException:
                 response.close()
                 raise
@@ -253,6 +267,7 @@ class CachingProxy:
         response: aiohttp.ClientResponse,
         request_time: float,
         generation: int,
+        contended: Callable[[], bool],
     ) -> Fetched:
         response_time = time.time()
         status = response.status
@@ -267,14 +282,15 @@ class CachingProxy:
         prefix: list[bytes] = []
         if declared is not None and declared <= self.stream_above:
             body = await response.read()
-            return self._complete(status, raw_headers, body, entry, generation)
+            return self._complete(status, raw_headers, body, entry, generation, contended())
         if declared is None:
             # Unknown size: a body that ends within the threshold is a small one after all.
             prefix, whole = await _read_up_to(response, self.stream_above)
             if whole:
                 body = b"".join(prefix)
-                return self._complete(status, raw_headers, body, entry, generation)
-        if entry is not None and self.store.admits_to_disk(entry, max(declared or 0, sum(map(len, prefix)))):
+                return self._complete(status, raw_headers, body, entry, generation, contended())
+        size = max(declared or 0, sum(map(len, prefix)))
+        if entry is not None and self.store.fits_disk(size) and (contended() or self.store.admits_to_disk(entry, size)):
             return self._start_transfer(response, raw_headers, entry, prefix, declared, generation)
         # A storable body that does not fit or was not admitted (admission remembers it for the next request)
         # streams through like an uncacheable one, but is reported as the miss it is.
@@ -391,14 +407,21 @@ class CachingProxy:
         )
 
     def _complete(
-        self, status: int, headers: list[tuple[str, str]], body: bytes, entry: Entry | None, generation: int
+        self,
+        status: int,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        entry: Entry | None,
+        generation: int,
+        contended: bool,
     ) -> Fetched:
-        """A whole body: stored when storable and admitted; a declined one is still served from its entry."""
+        """A whole body: stored when storable and admitted (or ``contended``: wanted by collapsed followers too);
+        a declined one is still served from its entry."""
         if entry is None:
             return Fetched(status, headers, body, None)
         entry.size = len(body)
         entry.stale = generation != self.store.purge_generation  # a purge raced this fetch: revalidate next time
-        if self.store.put(entry, body=body):
+        if self.store.put(entry, body=body, admitted=contended):
             return Fetched(status, headers, body, entry)
         entry.body = body  # not kept: the response is still served from it, once
         return Fetched(status, headers, body, None, declined=entry)

@@ -128,7 +128,8 @@ class Store:
         it is small enough for it, else the disk tier); a declined object is not stored, and with the default
         policy that is how a large object's first request goes. A replacement of a stored entry (a refetch)
         skips admission: the object was admitted already. Demotions from memory to disk never ask, and nor
-        does a streamed body whose admission was asked before it was fetched (``admits_to_disk``).
+        does an object the caller says was ``admitted``: a streamed body whose admission was asked before it was
+        fetched (``admits_to_disk``), or one that collapsed requests were waiting for (its second request).
         """
         new = entry.id not in self.entries and not admitted
         self.remove(entry.id)

@@ -313,3 +313,30 @@ async def test_large_body_new_to_the_default_policy_streams_through_once_and_is_
     finally:
         await under_test.session.close()
         await edge.stop()
+
+
+async def test_large_body_wanted_by_collapsed_followers_is_stored_on_its_first_fetch(
+    origin: OriginStub, tmp_path: Path
+) -> None:
+    size = 4 * 2**20
+    release = asyncio.Event()
+    origin.delay = release  # the origin holds its answer (head and all) until every client has asked
+    origin.routes["/flash-sale.mp4"] = generated(size)
+    edge = Edge(settings_for(origin, cache_dir=tmp_path / "cache", disk=512 * 2**20))  # the default policy
+    await edge.start()
+    under_test = EdgeUnderTest(edge, origin, aiohttp.ClientSession(auto_decompress=False))
+    try:
+        clients = [asyncio.ensure_future(fetch(under_test, "/flash-sale.mp4")) for _ in range(20)]
+        await until(lambda: origin.count("/flash-sale.mp4") == 1, "the leader to reach the origin")
+        await until(
+            lambda: sum(len(flight.waiters) for flight in edge._proxy._inflight.values()) == 19,  # type: ignore[union-attr]
+            "the other clients to collapse behind it",
+        )
+        release.set()
+        answers = await asyncio.gather(*clients)
+        assert all(digest == sha256_of(size) for _, digest, _ in answers)
+        await until(lambda: stored(under_test, "/flash-sale.mp4"), "the contended body to be stored")
+        assert origin.count("/flash-sale.mp4") == 1
+    finally:
+        await under_test.session.close()
+        await edge.stop()
