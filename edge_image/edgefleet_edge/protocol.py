@@ -155,6 +155,9 @@ class EdgeProtocol(asyncio.Protocol):
         self.remote = ""
         self.between_messages = True
         """The parser has no partial request: the next read may be recognised without it."""
+        self._plain_hit = server.proxy.plain_hit_recognised  # bound once: they run for every hit
+        self._date_line = server.clock.date_line
+        self._max_headers = server.limits.max_headers
         self.last_active = self.loop.time()
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -248,11 +251,14 @@ class EdgeProtocol(asyncio.Protocol):
         if self.between_messages and not self.queue and (self.worker is None or self.worker.done()):
             # The hot path: a whole plain GET/HEAD for a fresh memory-tier object, answered without the
             # parser. Anything else (or a miss) falls through to the parser with the same bytes.
-            plain = recognise_plain(data, self.limits.max_headers)
+            plain = recognise_plain(data, self._max_headers)
             if plain is not None:
-                response = self.server.proxy.plain_hit_recognised(plain, self.server.clock.date_line())
+                response = self._plain_hit(plain, self._date_line())
                 if response is not None:
-                    self.transport.write(response)  # type: ignore[union-attr]
+                    if isinstance(response, bytes):
+                        self.transport.write(response)  # type: ignore[union-attr]
+                    else:
+                        self.transport.writelines(response)  # type: ignore[union-attr]
                     self.last_active = self.loop.time()
                     return
         try:
@@ -328,7 +334,10 @@ class EdgeProtocol(asyncio.Protocol):
             request, keep_alive = self.queue.popleft()
             fast = self.server.proxy.plain_hit(request, self.server.clock.date_line(), keep_alive)
             if fast is not None:
-                self.transport.write(fast)
+                if isinstance(fast, bytes):
+                    self.transport.write(fast)
+                else:
+                    self.transport.writelines(fast)
                 if not keep_alive:
                     self.transport.close()
                     return

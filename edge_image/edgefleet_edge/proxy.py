@@ -31,6 +31,11 @@ from .streaming import ORIGIN_CHUNK, FileBody, HeadOnly, LocalStream, OriginBody
 logger = logging.getLogger(__name__)
 
 KEY_MEMO_SIZE = 65_536
+VECTORED_BODY = 64 * 1024
+"""Hit bodies this large are written beside their head (one writev) rather than copied into one buffer with it:
+copying 200 KB costs about 5 µs, a tenth of such a hit."""
+PlainHit = bytes | tuple[bytes, bytes]
+"""A plain hit's response: the whole of it, or (head, body) for a large body."""
 PLAIN_VARY_FIELDS = frozenset({"accept", "accept-encoding"})
 _UNKNOWN = object()
 
@@ -468,7 +473,7 @@ class CachingProxy:
     # Request headers that need the general path: conditionals, ranges, credentials.
     _NOT_PLAIN = ("Range", "If-None-Match", "If-Modified-Since", "If-Range", "Authorization")
 
-    def plain_hit(self, request: EdgeRequest, date_line: bytes, keep_alive: bool) -> bytes | None:
+    def plain_hit(self, request: EdgeRequest, date_line: bytes, keep_alive: bool) -> PlainHit | None:
         """The complete response bytes for a fresh, unconditional GET/HEAD hit, or None for anything else.
 
         Designed for speed: one lookup, a pre-serialised head per stored object, pre-bound metric children,
@@ -485,7 +490,7 @@ class CachingProxy:
             return None
         return self._plain_response(entry, request.method == "HEAD", date_line, keep_alive, memory_only=False)
 
-    def plain_hit_recognised(self, request: PlainRequest, date_line: bytes) -> bytes | None:
+    def plain_hit_recognised(self, request: PlainRequest, date_line: bytes) -> PlainHit | None:
         """``plain_hit`` for a request recognised without a parser (``plain_request.py``): keep-alive, no
         conditionals, ranges or credentials by construction, and only Accept and Accept-Encoding known.
 
@@ -504,13 +509,15 @@ class CachingProxy:
                     continue
             elif entry.variant:
                 continue
-            self.store.get(entry_id)  # a hit for the eviction policy
-            return self._plain_response(entry, request.head, date_line, True, memory_only=True)
+            response = self._plain_response(entry, request.head, date_line, True, memory_only=True)
+            if response is not None:
+                self.store.get(entry_id)  # a hit, for the eviction policy
+            return response
         return None
 
     def _plain_response(
         self, entry: Entry, head_only: bool, date_line: bytes, keep_alive: bool, *, memory_only: bool
-    ) -> bytes | None:
+    ) -> PlainHit | None:
         started = time.monotonic()
         if entry.stale or entry.status != 200:
             return None
@@ -529,10 +536,12 @@ class CachingProxy:
         tally = self._tally
         tally.hits += 1
         self._hit_duration.observe(time.monotonic() - started)
-        if not head_only:
-            tally.bytes += len(body)
-            return b"".join((head, date_line, tail, body))
-        return b"".join((head, date_line, tail))
+        if head_only:
+            return b"".join((head, date_line, tail))
+        tally.bytes += len(body)
+        if len(body) >= VECTORED_BODY:
+            return b"".join((head, date_line, tail)), body
+        return b"".join((head, date_line, tail, body))
 
     def _request_key(self, request: EdgeRequest) -> str:
         """The primary cache key of a request, memoised by its target: the same few thousand URLs come back

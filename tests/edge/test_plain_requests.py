@@ -182,3 +182,19 @@ async def test_client_that_never_reads_its_answers_stops_being_read(quick_idle_e
         assert transport.get_write_buffer_size() <= 2 * len(body) + 64 * 1024
     finally:
         writer.close()
+
+
+@pytest.mark.parametrize("size", [10_240, 200 * 1024], ids=["joined", "vectored"])
+async def test_recognised_hit_body_arrives_intact(quick_idle_edge: Edge, origin: OriginStub, size: int) -> None:
+    body = bytes(range(256)) * (size // 256)
+    origin.routes["/photo.avif"] = lambda request: web.Response(body=body, headers={"Cache-Control": "max-age=60"})
+    reader, writer = await asyncio.open_connection("127.0.0.1", quick_idle_edge.data_port)
+    try:
+        answers = []
+        for _ in range(3):
+            writer.write(b"GET /photo.avif HTTP/1.1\r\nHost: shop\r\n\r\n")
+            head, received = await read_response(reader)
+            answers.append((re.search(rb"X-Cache: (\w+)", head).group(1), received == body))  # type: ignore[union-attr]
+    finally:
+        writer.close()
+    assert answers == [(b"MISS", True), (b"HIT", True), (b"HIT", True)]
