@@ -17,18 +17,23 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-# RFC 9112 §3: method SP request-target SP HTTP-version. GET and HEAD in origin-form only (§3.2.1): the
-# absolute form and anything with a fragment or a control character go to the parser.
-_REQUEST_LINE = re.compile(rb"(GET|HEAD) (/[!-\"$-~]*) HTTP/1\.1")
-# RFC 9110 §5.1: field-name = token; §5.5: field-value is VCHAR, SP, HTAB and obs-text. One field line each.
-_FIELD_LINES = re.compile(rb"(?:\r\n[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*)*")
-# Request fields that change framing or need the general path. ``\r\n`` before the name anchors it to the
-# start of a field line (the block starts with one), so a value that merely contains the text does not count.
-_NEEDS_GENERAL_PATH = re.compile(
-    rb"\r\n(?:content-length|transfer-encoding|range|if-[a-z-]*|authorization|upgrade|expect):"
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 9110 §5.1: field-name = token
+_FIELD_VALUE = rb"[\t\x20-\x7e\x80-\xff]*"  # §5.5: VCHAR, SP, HTAB, obs-text; never a bare CR or LF
+# Field names that change framing or need the general path, matched case-insensitively at the start of a line
+# (a prefix is enough to refuse: refusing costs only the parser's time). Connection is accepted only as a lone
+# ``keep-alive``, as browsers send it.
+_NEEDS_GENERAL_PATH = (
+    rb"content-length|transfer-encoding|range|if-|authorization|upgrade|expect"
+    rb"|connection(?![ \t]*:[ \t]*keep-alive[ \t]*\r\n)"
 )
-
-_KEEP_ALIVE = re.compile(rb"\r\nconnection:[ \t]*keep-alive[ \t]*(?:\r\n|$)")
+# The whole request in one pass (RFC 9112 §3, §5): ``GET|HEAD SP origin-form SP HTTP/1.1``, field lines, the
+# blank line, and nothing after it. Origin-form only (§3.2.1): no absolute form, no fragment, no control
+# characters. One compiled expression is a third of the cost of the same checks as separate bytes operations.
+_PLAIN_REQUEST = re.compile(
+    rb"(GET|HEAD) (/[!-\"$-~]*) HTTP/1\.1"
+    rb"((?:\r\n(?!(?i:" + _NEEDS_GENERAL_PATH + rb"))" + _TOKEN + rb":" + _FIELD_VALUE + rb")*)"
+    rb"\r\n\r\n"
+)
 
 MAX_PLAIN_REQUEST = 8192
 """Longer requests go to the parser, which enforces the real target and header limits."""
@@ -57,31 +62,20 @@ def _field(lowered: bytes, raw: bytes, name: bytes) -> str | None:
 def recognise_plain(data: bytes, max_headers: int = 100) -> PlainRequest | None:
     """The request in ``data`` when it is exactly one plain GET/HEAD (see the module docstring), else None.
 
-    A recognised request is always keep-alive (HTTP/1.1's default, RFC 9112 §9.3): a ``Connection`` field
-    other than a lone ``keep-alive`` (as browsers send) is left to the parser.
+    A recognised request is always keep-alive (HTTP/1.1's default, RFC 9112 §9.3).
     """
-    size = len(data)
-    if size > MAX_PLAIN_REQUEST:
+    if len(data) > MAX_PLAIN_REQUEST:
         return None
-    line_end = data.find(b"\r\n")
-    if line_end < 0 or data.find(b"\r\n\r\n", line_end) != size - 4:
-        return None  # incomplete, or a second request or a body behind this one: the parser's job
-    request_line = _REQUEST_LINE.fullmatch(data, 0, line_end)
-    if request_line is None:
+    match = _PLAIN_REQUEST.fullmatch(data)
+    if match is None:
         return None
-    block = data[line_end : size - 4]  # starts with the request line's CRLF, ends before the blank line
-    if _FIELD_LINES.fullmatch(block) is None or block.count(b"\r\n") > max_headers:
+    method, target, block = match.groups()
+    if block.count(b"\r\n") > max_headers:
         return None
     lowered = block.lower()
-    if _NEEDS_GENERAL_PATH.search(lowered) is not None:
-        return None
-    if b"\r\nconnection:" in lowered and (
-        lowered.count(b"\r\nconnection:") != 1 or _KEEP_ALIVE.search(lowered) is None
-    ):
-        return None
     return PlainRequest(
-        request_line.group(1) == b"HEAD",
-        request_line.group(2),
+        method == b"HEAD",
+        target,
         _field(lowered, block, b"\r\naccept:"),
         _field(lowered, block, b"\r\naccept-encoding:"),
     )
