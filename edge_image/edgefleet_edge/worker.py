@@ -36,7 +36,7 @@ from .shared_disk import SharedDiskIndex
 from .shared_store import SharedStore
 from .store import Store
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("edgefleet_edge.worker")  # not __main__: it runs with -m
 
 
 def settings_to_json(settings: EdgeSettings) -> str:

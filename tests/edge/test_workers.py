@@ -1,0 +1,278 @@
+"""``edgefleet edge --workers 2`` as a real process tree: one edge to the fleet, two processes on the port."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from edgefleet import metric_names as names
+from edgefleet.bus import PurgeBus, PurgeMessage
+from edgefleet.embedded_redis import free_port
+from tests.edge.conftest import OriginStub
+from tests.edge.test_purges_and_storage import tagged, until
+
+TOKEN = "admin-secret"
+ATTEMPTS = 400
+"""Fresh connections tried before concluding the kernel never hands one to a given worker."""
+EDGEFLEET = str(Path(sys.executable).with_name("edgefleet"))
+
+
+def children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with open(task / "children") as listing:
+            found.update(int(child) for child in listing.read().split())
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@dataclass
+class WorkersEdge:
+    process: subprocess.Popen[bytes]
+    data_port: int
+    admin_port: int
+    origin: OriginStub
+    cache_dir: Path
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.data_port}"
+
+    async def get(self, path: str) -> tuple[aiohttp.ClientResponse, bytes]:
+        """One request on a fresh connection, so the kernel picks the worker that accepts it."""
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(connector=connector) as session, session.get(self.url + path) as response:
+            return response, await response.read()
+
+    async def admin(self, path: str) -> tuple[int, str]:
+        async with aiohttp.ClientSession() as session:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with session.get(f"http://127.0.0.1:{self.admin_port}{path}", headers=headers) as response:
+                return response.status, await response.text()
+
+    async def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        status, text = await self.admin("/metrics")
+        assert status == 200, text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    async def per_worker(self, name: str) -> dict[str, float]:
+        return {dict(labels)["worker"]: value for (sample, labels), value in (await self.metrics()).items()
+                if sample == name}  # fmt: skip
+
+    async def ready(self) -> bool:
+        try:
+            return (await self.admin("/readyz"))[0] == 200
+        except aiohttp.ClientError:
+            return False
+
+    def workers(self) -> set[int]:
+        return children(self.process.pid)
+
+
+StartEdge = Callable[..., Awaitable[WorkersEdge]]
+
+
+@pytest.fixture
+async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartEdge]:
+    """Starts ``edgefleet edge --workers 2`` and waits for it to be ready; stops whatever it started."""
+    started: list[WorkersEdge] = []
+
+    async def start(*, disk: str = "64Mi", memory: str = "8Mi", redis: str | None = None) -> WorkersEdge:
+        data_port, admin_port = free_port(), free_port()
+        cache_dir = tmp_path / "cache"
+        log = tmp_path / f"edge-{len(started)}.log"
+        command = [
+            EDGEFLEET, "edge", "--workers", "2", "--name", "edge-w", "--cluster", "shop",
+            "--listen", f"127.0.0.1:{data_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
+            "--origin", f"http://127.0.0.1:{origin.port}", "--memory", memory, "--disk", disk,
+            "--cache-dir", str(cache_dir), "--log-level", "INFO",
+        ]  # fmt: skip
+        if redis is not None:
+            command += ["--redis", redis]
+        env = {**os.environ, "EDGEFLEET_ADMIN_TOKEN": TOKEN}
+        with open(log, "wb") as out:
+            process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+        edge = WorkersEdge(process, data_port, admin_port, origin, cache_dir, log)
+        started.append(edge)
+
+        async def ready_or_dead() -> bool:
+            if process.poll() is not None:
+                pytest.fail(f"edge exited with {process.returncode}:\n{log.read_text()}")
+            return await edge.ready()
+
+        await until(ready_or_dead, "the edge and both workers to be ready")
+        return edge
+
+    yield start
+    for edge in started:
+        if edge.process.poll() is None:
+            edge.process.send_signal(signal.SIGTERM)
+            try:
+                edge.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                edge.process.kill()
+                edge.process.wait()
+                pytest.fail(f"edge did not stop on SIGTERM:\n{edge.log.read_text()}")
+
+
+async def test_workers_share_the_disk_tier_so_one_origin_fetch_serves_both(
+    origin: OriginStub, start_edge: StartEdge
+) -> None:
+    origin.routes["/assets/shared.jpg"] = tagged("shared", "shared")
+    edge = await start_edge()
+    first, body = await edge.get("/assets/shared.jpg")
+    assert first.headers["X-Cache"] == "MISS"
+    for _ in range(ATTEMPTS):
+        response, again = await edge.get("/assets/shared.jpg")
+        assert response.headers["X-Cache"] == "HIT"
+        assert again == body
+        served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
+        disk_hits = await edge.per_worker(names.EDGE_WORKER_SHARED_DISK_HITS)
+        if len(served) == 2 and all(served.values()) and sum(disk_hits.values()) >= 1:
+            break
+    else:
+        pytest.fail(f"requests never reached both workers: {served}, shared disk hits {disk_hits}")
+    assert origin.count("/assets/shared.jpg") == 1
+
+
+async def test_workers_metrics_are_summed_into_one_edge(origin: OriginStub, start_edge: StartEdge) -> None:
+    origin.routes["/assets/m.jpg"] = tagged("m", "m")
+    edge = await start_edge(memory="8Mi")
+    for _ in range(ATTEMPTS):
+        await edge.get("/assets/m.jpg")
+        served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
+        if len(served) == 2 and all(served.values()):
+            break
+    else:
+        pytest.fail(f"requests never reached both workers: {served}")
+    metrics = await edge.metrics()
+    total = sum(value for (name, _), value in metrics.items() if name == names.EDGE_REQUESTS)
+    assert total == sum(served.values())
+    assert metrics[(names.EDGE_REQUESTS, (("cache_status", "miss"), ("code", "200")))] == 1
+    assert metrics[(names.EDGE_CACHE_CAPACITY, (("tier", "memory"),))] == 8 * 2**20
+    assert metrics[(names.EDGE_CACHE_CAPACITY, (("tier", "disk"),))] == 64 * 2**20
+    assert metrics[(names.EDGE_CACHE_OBJECTS, (("tier", "disk"),))] == 1
+    assert metrics[(names.EDGE_WORKERS_SERVING, ())] == 2
+
+
+async def test_bus_purge_is_applied_by_every_worker_and_acknowledged_once(
+    origin: OriginStub, start_edge: StartEdge, redis_url: str
+) -> None:
+    origin.routes["/assets/p.jpg"] = tagged("p", "sku-9")
+    bus = PurgeBus(aioredis.Redis.from_url(redis_url), cluster="shop")
+    try:
+        edge = await start_edge(redis=redis_url)
+        _, old = await edge.get("/assets/p.jpg")
+        for _ in range(ATTEMPTS):  # until both workers hold a copy in memory
+            await edge.get("/assets/p.jpg")
+            if sum((await edge.per_worker(names.EDGE_WORKER_SHARED_DISK_HITS)).values()) >= 1:
+                break
+        else:
+            pytest.fail("the second worker never read the object from the shared disk")
+        entry_id = await bus.publish_purge(PurgeMessage(purge_id="p-1", tags=("sku-9",)))
+
+        async def acknowledged() -> bool:
+            return await bus.pending(entry_id, ["edge-w"]) == []
+
+        await until(acknowledged, "the edge to acknowledge the purge")
+        assert list(await bus.acknowledgements(entry_id)) == ["edge-w"]
+        metrics = await edge.metrics()
+        assert metrics[(names.EDGE_PURGES_APPLIED, (("kind", "tag"),))] == 1
+        served_before = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
+        for _ in range(ATTEMPTS):  # no worker serves the purged copy, whichever takes the connection
+            _, body = await edge.get("/assets/p.jpg")
+            assert body != old
+            served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
+            if all(served[w] > served_before[w] for w in served):
+                break
+        else:
+            pytest.fail("requests after the purge never reached both workers")
+        assert origin.count("/assets/p.jpg") == 2
+    finally:
+        await bus.client.aclose()
+
+
+async def test_killed_worker_is_restarted_while_the_port_keeps_serving(
+    origin: OriginStub, start_edge: StartEdge
+) -> None:
+    origin.routes["/assets/k.jpg"] = tagged("k", "k")
+    edge = await start_edge()
+    await edge.get("/assets/k.jpg")
+    before = edge.workers()
+    assert len(before) == 2
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    response, _ = await edge.get("/assets/k.jpg")  # the other worker takes every connection meanwhile
+    assert response.status == 200
+
+    async def restarted() -> bool:
+        metrics = await edge.metrics()
+        return metrics[(names.EDGE_WORKER_RESTARTS, ())] == 1 and metrics[(names.EDGE_WORKERS_SERVING, ())] == 2
+
+    await until(restarted, "the killed worker to be replaced")
+    after = edge.workers()
+    assert victim not in after and len(after) == 2
+    assert await edge.ready()
+    for _ in range(10):
+        response, _ = await edge.get("/assets/k.jpg")
+        assert response.headers["X-Cache"] == "HIT"
+    assert origin.count("/assets/k.jpg") == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+async def test_stopped_supervisor_leaves_no_worker_behind(
+    origin: OriginStub, start_edge: StartEdge, sig: signal.Signals
+) -> None:
+    edge = await start_edge()
+    workers = edge.workers()
+    assert len(workers) == 2
+    edge.process.send_signal(sig)
+    code = await asyncio.to_thread(edge.process.wait, 15)
+    assert code == (0 if sig == signal.SIGTERM else -signal.SIGKILL)
+    await until(lambda: not any(alive(pid) for pid in workers), "every worker to exit")
+    if sig == signal.SIGTERM:
+        assert "Traceback" not in edge.log.read_text()
+
+
+async def test_disk_limit_holds_for_all_workers_together(origin: OriginStub, start_edge: StartEdge) -> None:
+    blob = b"x" * 4096
+    for i in range(60):
+        origin.routes[f"/assets/{i}.bin"] = lambda request: web.Response(
+            body=blob, headers={"Cache-Control": "max-age=300"}
+        )
+    edge = await start_edge(disk="64Ki", memory="64Ki")
+    for i in range(60):
+        response, body = await edge.get(f"/assets/{i}.bin")
+        assert response.status == 200 and body == blob
+    metrics = await edge.metrics()
+    disk_bytes = metrics[(names.EDGE_CACHE_BYTES, (("tier", "disk"),))]
+    assert 0 < disk_bytes <= 64 * 1024
+    on_disk = sum(path.stat().st_size for path in (edge.cache_dir / "objects").iterdir())
+    assert on_disk == disk_bytes
+    assert metrics[(names.EDGE_EVICTIONS, (("tier", "disk"),))] >= 60 - 16
+    served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
+    assert sum(served.values()) == 60
