@@ -170,7 +170,7 @@ class Supervisor:
         self.data_port = 0
         self.admin_port = 0
         self._purge_lock = asyncio.Lock()
-        self._stopping = False
+        self._stopping = asyncio.Event()
         self._socket: socket.socket | None = None
         self._metrics_dir = ""
         self._tasks: list[asyncio.Task[None]] = []
@@ -224,20 +224,19 @@ class Supervisor:
                     self.admin_port)  # fmt: skip
 
     async def stop(self) -> None:
-        self._stopping = True
+        self._stopping.set()
+        for slot in self.slots:
+            self._terminate(slot)
+        # Each worker position's task returns once its process has exited (see ``_keep``).
+        keepers = self._tasks[: len(self.slots)]
+        _, late = await asyncio.wait(keepers, timeout=STOP_TIMEOUT) if keepers else (set(), set())
         for slot in self.slots:
             if slot.process is not None and slot.process.returncode is None:
+                logger.warning("Worker %d did not stop in %.0fs; killed it", slot.number, STOP_TIMEOUT)
                 with contextlib.suppress(ProcessLookupError):
-                    slot.process.send_signal(signal.SIGTERM)
-        for slot in self.slots:
-            if slot.process is not None:
-                try:
-                    await asyncio.wait_for(slot.process.wait(), STOP_TIMEOUT)
-                except TimeoutError:
-                    logger.warning("Worker %d did not stop in %.0fs; killed it", slot.number, STOP_TIMEOUT)
-                    with contextlib.suppress(ProcessLookupError):
-                        slot.process.kill()
-                    await slot.process.wait()
+                    slot.process.kill()
+        if late:
+            await asyncio.wait(late, timeout=STOP_TIMEOUT)
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -278,6 +277,8 @@ class Supervisor:
                 "--settings", self._worker_settings(),
                 "--log-format", self.log_format, "--log-level", self.log_level,
                 pass_fds=(self._socket.fileno(), theirs.fileno()), env=self._worker_env(),
+                # Its own session: a terminal's Ctrl-C reaches the supervisor only, which stops workers in order.
+                start_new_session=True,
             )  # fmt: skip
         finally:
             theirs.close()
@@ -287,13 +288,29 @@ class Supervisor:
 
         slot.channel = await ControlChannel.open(ours, handle)
 
+    def _terminate(self, slot: WorkerSlot) -> None:
+        if slot.process is not None and slot.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                slot.process.send_signal(signal.SIGTERM)
+
     async def _keep(self, slot: WorkerSlot) -> None:
-        """Run one worker position: start its process, restart it whenever it dies, until stopping."""
+        """Run one worker position: start its process, restart it whenever it dies, until stopping.
+
+        Returns only once its current process has exited, so ``stop`` can wait on it.
+        """
         backoff = RESTART_BACKOFF[0]
-        while not self._stopping:
+        while not self._stopping.is_set():
             started = time.monotonic()
-            await self._spawn(slot)
+            try:
+                await self._spawn(slot)
+            except OSError as exc:
+                logger.error("Could not start worker %d: %s", slot.number, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), RESTART_BACKOFF[1])
+                continue
             assert slot.process is not None and slot.channel is not None
+            if self._stopping.is_set():
+                self._terminate(slot)  # stop came while it was starting
             reader = asyncio.get_running_loop().create_task(slot.channel.run())
             code = await slot.process.wait()
             slot.registered = slot.serving = False
@@ -302,12 +319,13 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
             mark_process_dead(slot.process.pid, self._metrics_dir)  # type: ignore[no-untyped-call]
-            if self._stopping:
+            if self._stopping.is_set():
                 return
             slot.restarts += 1
             logger.warning("Worker %d (pid %d) exited with code %s; restarting it", slot.number, slot.process.pid, code)
             if time.monotonic() - started < YOUNG:
-                await asyncio.sleep(backoff)  # crash-loop backoff, not a readiness wait
+                with contextlib.suppress(TimeoutError):  # crash-loop backoff, cut short by stop
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, RESTART_BACKOFF[1])
             else:
                 backoff = RESTART_BACKOFF[0]

@@ -101,7 +101,9 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
     """Starts ``edgefleet edge --workers 2`` and waits for it to be ready; stops whatever it started."""
     started: list[WorkersEdge] = []
 
-    async def start(*, disk: str = "64Mi", memory: str = "8Mi", redis: str | None = None) -> WorkersEdge:
+    async def start(
+        *, disk: str = "64Mi", memory: str = "8Mi", redis: str | None = None, server: str = "httptools"
+    ) -> WorkersEdge:
         data_port, admin_port = free_port(), free_port()
         cache_dir = tmp_path / "cache"
         log = tmp_path / f"edge-{len(started)}.log"
@@ -109,7 +111,7 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
             EDGEFLEET, "edge", "--workers", "2", "--name", "edge-w", "--cluster", "shop",
             "--listen", f"127.0.0.1:{data_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
             "--origin", f"http://127.0.0.1:{origin.port}", "--memory", memory, "--disk", disk,
-            "--cache-dir", str(cache_dir), "--log-level", "INFO",
+            "--cache-dir", str(cache_dir), "--log-level", "INFO", "--server", server,
         ]  # fmt: skip
         if redis is not None:
             command += ["--redis", redis]
@@ -139,11 +141,12 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
                 pytest.fail(f"edge did not stop on SIGTERM:\n{edge.log.read_text()}")
 
 
+@pytest.mark.parametrize("server", ["httptools", "aiohttp"])
 async def test_workers_share_the_disk_tier_so_one_origin_fetch_serves_both(
-    origin: OriginStub, start_edge: StartEdge
+    origin: OriginStub, start_edge: StartEdge, server: str
 ) -> None:
     origin.routes["/assets/shared.jpg"] = tagged("shared", "shared")
-    edge = await start_edge()
+    edge = await start_edge(server=server)
     first, body = await edge.get("/assets/shared.jpg")
     assert first.headers["X-Cache"] == "MISS"
     for _ in range(ATTEMPTS):
@@ -187,12 +190,7 @@ async def test_bus_purge_is_applied_by_every_worker_and_acknowledged_once(
     try:
         edge = await start_edge(redis=redis_url)
         _, old = await edge.get("/assets/p.jpg")
-        for _ in range(ATTEMPTS):  # until both workers hold a copy in memory
-            await edge.get("/assets/p.jpg")
-            if sum((await edge.per_worker(names.EDGE_WORKER_SHARED_DISK_HITS)).values()) >= 1:
-                break
-        else:
-            pytest.fail("the second worker never read the object from the shared disk")
+        await warm_both_workers(edge, "/assets/p.jpg")
         entry_id = await bus.publish_purge(PurgeMessage(purge_id="p-1", tags=("sku-9",)))
 
         async def acknowledged() -> bool:
@@ -214,6 +212,54 @@ async def test_bus_purge_is_applied_by_every_worker_and_acknowledged_once(
         assert origin.count("/assets/p.jpg") == 2
     finally:
         await bus.client.aclose()
+
+
+async def warm_both_workers(edge: WorkersEdge, path: str) -> None:
+    """Until the second worker has copied ``path`` from the shared disk (both then hold it in memory)."""
+    await edge.get(path)
+    for _ in range(ATTEMPTS):
+        await edge.get(path)
+        if sum((await edge.per_worker(names.EDGE_WORKER_SHARED_DISK_HITS)).values()) >= 1:
+            return
+    pytest.fail("the second worker never read the object from the shared disk")
+
+
+async def test_admin_purge_on_the_supervisor_reaches_every_worker_before_it_answers(
+    origin: OriginStub, start_edge: StartEdge
+) -> None:
+    origin.routes["/assets/a.jpg"] = tagged("a", "a")
+    origin.routes["/assets/b.jpg"] = tagged("b", "b")
+    edge = await start_edge()
+    await warm_both_workers(edge, "/assets/a.jpg")
+    await edge.get("/assets/b.jpg")
+    purge = f"http://127.0.0.1:{edge.admin_port}/purge"
+    async with aiohttp.ClientSession() as session:
+        async with session.post(purge, json={"paths": ["/assets/a.jpg"]}) as response:
+            assert response.status == 401
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with session.post(purge, json={"paths": ["/assets/a.jpg"]}, headers=headers) as response:
+            assert response.status == 200
+            assert (await response.json())["purged"] >= 1
+    metrics = await edge.metrics()
+    assert metrics[(names.EDGE_CACHE_OBJECTS, (("tier", "memory"),))] == 1  # b.jpg, in one worker
+    assert metrics[(names.EDGE_CACHE_OBJECTS, (("tier", "disk"),))] == 1
+
+
+async def test_unsafe_method_through_one_worker_invalidates_every_workers_copy(
+    origin: OriginStub, start_edge: StartEdge
+) -> None:
+    origin.routes["/cart/1"] = tagged("cart", "cart")
+    edge = await start_edge()
+    await warm_both_workers(edge, "/cart/1")
+    async with aiohttp.ClientSession() as session, session.post(edge.url + "/cart/1", data=b"{}") as response:
+        assert response.status == 200
+
+    async def forgotten() -> bool:
+        metrics = await edge.metrics()
+        return (metrics[(names.EDGE_CACHE_OBJECTS, (("tier", "memory"),))] == 0
+                and metrics[(names.EDGE_CACHE_OBJECTS, (("tier", "disk"),))] == 0)  # fmt: skip
+
+    await until(forgotten, "every worker to drop its copy")
 
 
 async def test_killed_worker_is_restarted_while_the_port_keeps_serving(
