@@ -196,9 +196,13 @@ class SharedDiskIndex:
             os.replace(body_file, target)
         else:
             fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".incoming-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body or b"")
-            os.replace(tmp, target)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(body or b"")
+                os.replace(tmp, target)
+            except OSError:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         try:
             with self._write() as doomed:
                 self._delete((entry.id,), doomed)

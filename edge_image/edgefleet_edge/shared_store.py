@@ -12,12 +12,16 @@ supervisor (see ``supervisor.py``); this class only keeps one worker's copies an
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .shared_disk import SharedDiskIndex, SharedEntry
 from .store import Entry, Store
 from .tiers import DEFAULT_POLICY
+
+logger = logging.getLogger(__name__)
 
 
 class SharedStore(Store):
@@ -52,7 +56,11 @@ class SharedStore(Store):
         if entry is not None:
             self.memory.touch(entry_id)
             return entry
-        found = self.index.get(entry_id)
+        try:
+            found = self.index.get(entry_id)
+        except (OSError, sqlite3.Error) as exc:
+            logger.warning("Could not read %s from the shared disk tier: %s", entry_id, exc)
+            return None
         if found is None:
             return None
         shared, body = found
@@ -83,7 +91,13 @@ class SharedStore(Store):
 
     def put(self, entry: Entry, body: bytes | None = None, body_file: Path | None = None) -> bool:
         Store.remove(self, entry.id)
-        on_disk = self.index.put(entry, body, body_file)
+        try:
+            on_disk = self.index.put(entry, body, body_file)
+        except (OSError, sqlite3.Error) as exc:  # a full or broken disk must not stop serving from memory
+            logger.warning("Could not store %s on the shared disk tier: %s", entry.key, exc)
+            on_disk = False
+            if body_file is not None:
+                body_file.unlink(missing_ok=True)
         if body is not None and entry.size <= self.max_memory_object and entry.size <= self.memory.capacity:
             self._remember(entry, body)
             return True

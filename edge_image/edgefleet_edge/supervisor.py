@@ -2,9 +2,10 @@
 
 The supervisor binds the data port (one SO_REUSEPORT socket per worker position, see ``_bind``) and starts
 N workers (``worker.py``) that inherit their socket and serve it with the ordinary data-port code, so
-every core serves; the supervisor restarts a worker that dies, on the same socket. To the balancer and the operator it is still one edge: the
-supervisor alone owns the admin port (health, readiness, metrics summed over the workers, local purge)
-and the purge-bus consumer (one checkpoint, one acknowledgement per purge under ``--name``).
+every core serves; the supervisor restarts a worker that dies, on the same socket. To the balancer and the
+operator it is still one edge: the supervisor alone owns the admin port (health, readiness, metrics summed
+over the workers, local purge) and the purge-bus consumer (one checkpoint, one acknowledgement per purge
+under ``--name``).
 
 Purges reach every worker over its control channel, in bus order, before the purge is checkpointed and
 acknowledged. Each purge runs in three steps, because a worker may copy an object from the shared disk
@@ -68,6 +69,10 @@ STOP_TIMEOUT = 10.0
 """How long a worker gets to finish after SIGTERM before it is killed."""
 RESTART_BACKOFF = (0.1, 5.0)
 """First and largest delay before restarting a worker that died; doubles while workers die young."""
+WORKER_TIMEOUT = 30.0
+"""How long a purge may take in one worker before the worker counts as wedged (it is replaced)."""
+STATS_TIMEOUT = 2.0
+"""A scrape leaves out the store figures of a worker that does not answer this fast."""
 YOUNG = 10.0
 """A worker that dies sooner than this after starting counts as crash-looping."""
 
@@ -361,15 +366,27 @@ class Supervisor:
             return None
         raise ValueError(f"unknown control op {op!r}")
 
+    async def _ask(self, slot: WorkerSlot, op: str, timeout: float, **fields: Any) -> Any:
+        assert slot.channel is not None
+        return await asyncio.wait_for(slot.channel.request(op, **fields), timeout)
+
     async def _ask_all(self, op: str, **fields: Any) -> list[Any]:
+        """Ask every registered worker; the answers of those that are still alive afterwards."""
         slots = [slot for slot in self.slots if slot.registered and slot.channel is not None]
-        answers = await asyncio.gather(
-            *(slot.channel.request(op, **fields) for slot in slots if slot.channel is not None), return_exceptions=True
-        )
+        answers = await asyncio.gather(*(self._ask(slot, op, WORKER_TIMEOUT, **fields) for slot in slots),
+                                       return_exceptions=True)  # fmt: skip
         results = []
         for slot, answer in zip(slots, answers, strict=True):
             if isinstance(answer, ChannelClosed):
                 continue  # the worker died; what it held died with it
+            if isinstance(answer, TimeoutError):
+                # A worker that cannot answer in this long serves nobody well either: replace it, and what it
+                # held goes with it.
+                logger.error("Worker %d did not answer %s in %.0fs; killed it", slot.number, op, WORKER_TIMEOUT)
+                if slot.process is not None and slot.process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        slot.process.kill()
+                continue
             if isinstance(answer, BaseException):
                 raise RuntimeError(f"worker {slot.number} failed {op}: {answer}") from answer
             results.append(answer)
@@ -404,9 +421,8 @@ class Supervisor:
 
     async def _render_metrics(self) -> bytes:
         slots = [slot for slot in self.slots if slot.serving and slot.channel is not None]
-        answers = await asyncio.gather(
-            *(slot.channel.request("stats") for slot in slots if slot.channel is not None), return_exceptions=True
-        )
+        answers = await asyncio.gather(*(self._ask(slot, "stats", STATS_TIMEOUT) for slot in slots),
+                                       return_exceptions=True)  # fmt: skip
         for slot, answer in zip(slots, answers, strict=True):
             slot.last_stats = answer if isinstance(answer, dict) else {}
         return generate_latest(self.registry)

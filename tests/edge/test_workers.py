@@ -214,6 +214,31 @@ async def test_bus_purge_is_applied_by_every_worker_and_acknowledged_once(
         await bus.client.aclose()
 
 
+async def test_restarted_edge_catches_up_before_it_is_ready_and_keeps_its_shared_disk(
+    origin: OriginStub, start_edge: StartEdge, redis_url: str
+) -> None:
+    origin.routes["/assets/keep.jpg"] = tagged("keep", "keep")
+    origin.routes["/assets/gone.jpg"] = tagged("gone", "gone")
+    bus = PurgeBus(aioredis.Redis.from_url(redis_url), cluster="shop")
+    try:
+        first = await start_edge(redis=redis_url)
+        _, kept = await first.get("/assets/keep.jpg")
+        await first.get("/assets/gone.jpg")
+        first.process.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(first.process.wait, 15) == 0
+        entry_id = await bus.publish_purge(PurgeMessage(purge_id="while-down", tags=("gone",)))
+
+        second = await start_edge(redis=redis_url)  # returns once /readyz says ready
+        assert await bus.pending(entry_id, ["edge-w"]) == []
+        response, body = await second.get("/assets/keep.jpg")
+        assert response.headers["X-Cache"] == "HIT" and body == kept
+        response, _ = await second.get("/assets/gone.jpg")
+        assert response.headers["X-Cache"] == "MISS"
+        assert origin.count("/assets/keep.jpg") == 1 and origin.count("/assets/gone.jpg") == 2
+    finally:
+        await bus.client.aclose()
+
+
 async def warm_both_workers(edge: WorkersEdge, path: str) -> None:
     """Until the second worker has copied ``path`` from the shared disk (both then hold it in memory)."""
     await edge.get(path)
