@@ -36,8 +36,9 @@ from .store import Entry
 logger = logging.getLogger(__name__)
 
 INDEX_FILE = "index.sqlite"
-BUSY_TIMEOUT_MS = 10_000
-"""How long a worker waits for another's write transaction (they last microseconds to milliseconds)."""
+BUSY_TIMEOUT_MS = 2_000
+"""How long a worker waits for another's write transaction (they last microseconds to milliseconds); the
+wait blocks that worker's event loop, so past it a write gives up (the caller serves without the disk)."""
 _CHUNK = 500
 """Ids per ``IN (...)`` list, well under sqlite's variable limit."""
 
@@ -170,7 +171,8 @@ class SharedDiskIndex:
         if len(body) != entry.size:
             return None
         if not ref:
-            with self._write():
+            # A lost reference bit only ages the object sooner.
+            with contextlib.suppress(sqlite3.OperationalError), self._write():
                 self._db.execute("UPDATE entries SET ref = 1 WHERE id = ?", (entry_id,))
         return entry, body
 

@@ -137,7 +137,6 @@ class Worker:
                 await runner.setup()
                 await web.SockSite(runner, self.listen, backlog=1024).start()
             self.channel.notify("serving", pid=os.getpid(), worker=self.number)
-            logger.info("Worker %d (pid %d) serving", self.number, os.getpid())
             lost = loop.create_task(self.channel.closed.wait())
             told = loop.create_task(self.stopping.wait())
             await asyncio.wait({lost, told}, return_when=asyncio.FIRST_COMPLETED)
