@@ -170,6 +170,7 @@ class Supervisor:
         """The supervisor's view for purges: the shared disk tier only (no memory of its own)."""
         self.registry = CollectorRegistry()
         self.purge_metrics = PurgeMetrics(self.registry)
+        self.registry.register(_FleetStoreCollector(self))
         self.bus_ready = False
         self.bus_reason = "catching up with the purge bus"
         self.data_port = 0
@@ -207,7 +208,6 @@ class Supervisor:
             self.store = SharedStore(0, self.index)
         self._metrics_dir = tempfile.mkdtemp(prefix="edgefleet-edge-metrics-")
         self.registry.register(_WorkerMetrics(self._metrics_dir))
-        self.registry.register(_FleetStoreCollector(self))
         self._sockets = self._bind(s.listen)
         self.data_port = int(self._sockets[0].getsockname()[1])
         loop = asyncio.get_running_loop()
