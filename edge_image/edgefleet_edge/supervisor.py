@@ -185,10 +185,6 @@ class Supervisor:
 
     # ---- readiness -----------------------------------------------------------------------------
 
-    @property
-    def ready(self) -> bool:
-        return self.bus_ready and all(slot.serving for slot in self.slots)
-
     def readiness(self) -> tuple[bool, str]:
         if not self.bus_ready:
             return False, self.bus_reason
@@ -200,18 +196,23 @@ class Supervisor:
     # ---- start and stop ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # nothing half-started stays behind: sockets, metrics directory, workers
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
         if s.cache_dir is not None and s.disk:
             self.index = SharedDiskIndex(s.cache_dir, s.disk)
             kept = self.index.recover()
             logger.info("Shared disk tier in %s holds %d objects", s.cache_dir, kept)
             self.store = SharedStore(0, self.index)
-        self._metrics_dir = tempfile.mkdtemp(prefix="edgefleet-edge-metrics-")
+        self._metrics_dir = self._fresh_metrics_dir()
         self.registry.register(_WorkerMetrics(self._metrics_dir))
         self._sockets = self._bind(s.listen)
         self.data_port = int(self._sockets[0].getsockname()[1])
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._keep(slot)) for slot in self.slots]
         app = admin_routes(self.admin_token, self.readiness, self._render_metrics, self.apply)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -220,6 +221,9 @@ class Supervisor:
         server = site._server  # the bound port, when 0 was asked for
         assert server is not None
         self.admin_port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        loop = asyncio.get_running_loop()
+        # Workers last: every port is bound, so a start-up failure leaves no process behind.
+        self._tasks = [loop.create_task(self._keep(slot)) for slot in self.slots]
         if s.redis:
             self._tasks.append(loop.create_task(self._follow_bus()))
         else:
@@ -270,6 +274,20 @@ class Supervisor:
         port = first.getsockname()[1]
         rest = [socket.create_server((address[0], port), backlog=1024, reuse_port=True) for _ in self.slots[1:]]
         return [first, *rest]
+
+    def _fresh_metrics_dir(self) -> str:
+        """An empty private directory for the workers' multiprocess metric files.
+
+        In the cache directory when there is one (this edge owns it, and one left by a killed supervisor is
+        cleared here instead of piling up in /tmp); else a new temporary directory.
+        """
+        cache_dir = self.settings.cache_dir
+        if cache_dir is None:
+            return tempfile.mkdtemp(prefix="edgefleet-edge-metrics-")
+        path = cache_dir / "metrics"
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(mode=0o700, parents=True)
+        return str(path)
 
     def _worker_env(self) -> dict[str, str]:
         env = dict(os.environ)
