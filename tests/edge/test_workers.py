@@ -347,3 +347,25 @@ async def test_disk_limit_holds_for_all_workers_together(origin: OriginStub, sta
     assert metrics[(names.EDGE_EVICTIONS, (("tier", "disk"),))] >= 60 - 16
     served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
     assert sum(served.values()) == 60
+
+
+async def test_workers_without_a_disk_tier_each_cache_in_memory_and_all_purge(
+    origin: OriginStub, start_edge: StartEdge
+) -> None:
+    origin.routes["/assets/mem.jpg"] = tagged("mem", "mem")
+    edge = await start_edge(disk="0")
+    for _ in range(ATTEMPTS):
+        await edge.get("/assets/mem.jpg")
+        served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
+        if len(served) == 2 and all(served.values()):
+            break
+    else:
+        pytest.fail(f"requests never reached both workers: {served}")
+    assert origin.count("/assets/mem.jpg") <= 2  # nothing shared: at most one fetch per worker
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as session:
+        url = f"http://127.0.0.1:{edge.admin_port}/purge"
+        async with session.post(url, json={"tags": ["mem"]}) as response:
+            assert response.status == 200
+    metrics = await edge.metrics()
+    assert metrics[(names.EDGE_CACHE_OBJECTS, (("tier", "memory"),))] == 0
+    assert metrics[(names.EDGE_CACHE_CAPACITY, (("tier", "disk"),))] == 0
