@@ -97,6 +97,16 @@ async def _send_stream(request: web.Request, response: EdgeResponse, stream: Bod
     return out
 
 
+def origin_session() -> aiohttp.ClientSession:
+    """The client the proxy fetches from the origin with (one per process)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+        # No total timeout: a large body may take longer than any fixed bound; a stalled origin does not.
+        timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=30),
+        auto_decompress=False,
+    )
+
+
 class Edge:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
@@ -124,12 +134,7 @@ class Edge:
         loaded = await asyncio.to_thread(self.store.load_disk)
         if loaded:
             logger.info("Loaded %d cached objects from %s", loaded, self.settings.cache_dir)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-            # No total timeout: a large body may take longer than any fixed bound; a stalled origin does not.
-            timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=30),
-            auto_decompress=False,
-        )
+        self._session = origin_session()
         self._proxy = CachingProxy(
             EdgeConfig(name=self.settings.name, origin=self.settings.origin, grace=self.settings.grace,
                        allow_set_cookie=self.settings.allow_set_cookie),

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .store import Entry
+from .tiers import DEFAULT_POLICY, make_tier_policy
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ CREATE TABLE IF NOT EXISTS totals (
     evictions INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO totals VALUES (1, 0, 0, 0);
+CREATE TABLE IF NOT EXISTS ghosts (id TEXT PRIMARY KEY);
 """
 
 
@@ -109,10 +111,12 @@ def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
 class SharedDiskIndex:
     """One process's handle on the shared disk tier (open one per process; sqlite handles the sharing)."""
 
-    def __init__(self, cache_dir: Path, capacity: int) -> None:
+    def __init__(self, cache_dir: Path, capacity: int, policy: str = DEFAULT_POLICY) -> None:
         self.cache_dir = cache_dir
         self.objects = cache_dir / "objects"
         self.capacity = capacity
+        # The policy's size-aware admission threshold for a tier this size (one definition, in tiers.py).
+        self.large: int | None = getattr(make_tier_policy(policy, capacity), "large", None)
         self.objects.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE for every write), reads are single statements.
         self._db = sqlite3.connect(cache_dir / INDEX_FILE, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -157,18 +161,25 @@ class SharedDiskIndex:
         rows = self._db.execute("SELECT meta, stale, file FROM entries WHERE key = ?", (key,)).fetchall()
         return [_entry(*row) for row in rows]
 
-    def get(self, entry_id: str) -> tuple[SharedEntry, bytes] | None:
-        """The entry and its body, or None (absent, or evicted by another worker since it was looked up)."""
+    def get(self, entry_id: str, *, read_below: int | None = None) -> tuple[SharedEntry, bytes | None] | None:
+        """The entry and its body, or None (absent, or evicted by another worker since it was looked up).
+
+        A body larger than ``read_below`` is not read (None): it is served from its file, as it streams.
+        """
         row = self._db.execute("SELECT meta, stale, file, ref FROM entries WHERE id = ?", (entry_id,)).fetchone()
         if row is None:
             return None
         meta, stale, file, ref = row
-        try:
-            body = (self.objects / file).read_bytes()
-        except FileNotFoundError:
-            return None
         entry = _entry(meta, stale, file)
-        if len(body) != entry.size:
+        body: bytes | None = None
+        if read_below is None or entry.size <= read_below:
+            try:
+                body = (self.objects / file).read_bytes()
+            except FileNotFoundError:
+                return None
+            if len(body) != entry.size:
+                return None
+        elif not (self.objects / file).exists():
             return None
         if not ref:
             # A lost reference bit only ages the object sooner.
@@ -222,6 +233,33 @@ class SharedDiskIndex:
             target.unlink(missing_ok=True)
             raise
         return True
+
+    def admits(self, entry_id: str, size: int) -> bool:
+        """Size-aware admission for the whole edge: a large object new to the disk is stored on its second
+        request, through whichever worker that comes (its first leaves a ghost id here, shared by all)."""
+        if size > self.capacity:
+            return False
+        if self.large is None or size <= self.large:
+            return True
+        with self._write():
+            if self._db.execute("SELECT 1 FROM entries WHERE id = ?", (entry_id,)).fetchone():
+                return True
+            if self._db.execute("DELETE FROM ghosts WHERE id = ?", (entry_id,)).rowcount:
+                return True
+            self._db.execute("INSERT INTO ghosts (id) VALUES (?)", (entry_id,))
+            # As in S3FIFOTier: at most max(objects, capacity // large) ghosts, oldest dropped first.
+            (count,) = self._db.execute("SELECT count(*) FROM entries").fetchone()
+            self._db.execute(
+                "DELETE FROM ghosts WHERE rowid IN (SELECT rowid FROM ghosts ORDER BY rowid"
+                " LIMIT max(0, (SELECT count(*) FROM ghosts) - ?))",
+                (max(count, self.capacity // self.large),),
+            )
+        return False
+
+    def current_body(self, entry_id: str) -> Path | None:
+        """The body file the index holds for ``entry_id`` now, if any."""
+        row = self._db.execute("SELECT file FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        return None if row is None else self.objects / row[0]
 
     def _make_room(self, size: int, doomed: list[str]) -> None:
         (used,) = self._db.execute("SELECT used FROM totals").fetchone()

@@ -57,7 +57,7 @@ class SharedStore(Store):
             self.memory.touch(entry_id)
             return entry
         try:
-            found = self.index.get(entry_id)
+            found = self.index.get(entry_id, read_below=self.max_memory_object)
         except (OSError, sqlite3.Error) as exc:
             logger.warning("Could not read %s from the shared disk tier: %s", entry_id, exc)
             return None
@@ -65,45 +65,73 @@ class SharedStore(Store):
             return None
         shared, body = found
         self.disk_hits += 1
-        if shared.size <= self.max_memory_object and shared.size <= self.memory.capacity:
+        if body is None:
+            return shared  # large: the proxy streams it from its file (body_file)
+        if shared.size <= self.memory.capacity and self.memory.admits(entry_id, shared.size):
             copy = Entry(**{name: getattr(shared, name) for name in Entry.__dataclass_fields__})
             self._remember(copy, body)
             return copy
-        shared.body = body  # too large for memory: served from this read
+        shared.body = body  # not (yet) admitted to this worker's memory: served from this read
         return shared
 
     def read_body(self, entry: Entry) -> bytes:
         if entry.body is not None:
             return entry.body
-        if isinstance(entry, SharedEntry):
-            return self.index.body_path(entry).read_bytes()
-        found = self.index.get(entry.id)
-        if found is None:
+        path = self.body_file(entry)
+        if path is None:
             raise FileNotFoundError(f"object {entry.id} left the shared disk tier")
-        return found[1]
+        return path.read_bytes()
 
     def body_file(self, entry: Entry) -> Path | None:
-        if entry.body is not None or not isinstance(entry, SharedEntry):
+        if entry.body is not None:
             return None
-        return self.index.body_path(entry)
+        if isinstance(entry, SharedEntry):
+            return self.index.body_path(entry)
+        return self.index.current_body(entry.id)
 
     # ---- storing -------------------------------------------------------------------------------
 
-    def put(self, entry: Entry, body: bytes | None = None, body_file: Path | None = None) -> bool:
+    def put(
+        self, entry: Entry, body: bytes | None = None, body_file: Path | None = None, *, admitted: bool = False
+    ) -> bool:
+        """Write ``entry`` through to the shared disk and, when small and admitted, keep it in this worker's memory.
+
+        Admission (``--cache-policy``) is asked of each tier for objects new to it, unless ``admitted`` says it
+        was asked before the body streamed: the shared disk's (size-aware, shared by all workers) and this
+        worker's memory's. False when neither tier keeps it.
+        """
+        new_here = entry.id not in self.entries and not admitted
         Store.remove(self, entry.id)
+        on_disk = False
         try:
-            on_disk = self.index.put(entry, body, body_file)
+            if admitted or self.index.admits(entry.id, entry.size):
+                on_disk = self.index.put(entry, body, body_file)
+                body_file = None  # moved in, or removed because it cannot fit
+            else:
+                self.stats.declined["disk"] += 1
         except (OSError, sqlite3.Error) as exc:  # a full or broken disk must not stop serving from memory
             logger.warning("Could not store %s on the shared disk tier: %s", entry.key, exc)
-            on_disk = False
-            if body_file is not None:
-                body_file.unlink(missing_ok=True)
+        if body_file is not None:
+            body_file.unlink(missing_ok=True)
         if body is not None and entry.size <= self.max_memory_object and entry.size <= self.memory.capacity:
-            self._remember(entry, body)
-            return True
+            if not new_here or self.memory.admits(entry.id, entry.size):
+                self._remember(entry, body)
+                return True
+            self.stats.declined["memory"] += 1
         # Not kept in memory: this response is served from the bytes at hand; later hits read the disk.
         entry.tier, entry.body = "disk", body
         return on_disk
+
+    def fits_disk(self, size: int) -> bool:
+        return size <= self.index.capacity
+
+    def admits_to_disk(self, entry: Entry, size: int) -> bool:
+        if not self.fits_disk(size):
+            return False
+        if self.index.admits(entry.id, size):
+            return True
+        self.stats.declined["disk"] += 1
+        return False
 
     def _remember(self, entry: Entry, body: bytes) -> None:
         entry.body, entry.tier = body, "memory"

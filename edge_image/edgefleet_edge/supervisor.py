@@ -205,7 +205,7 @@ class Supervisor:
     async def _start(self) -> None:
         s = self.settings
         if s.cache_dir is not None and s.disk:
-            self.index = SharedDiskIndex(s.cache_dir, s.disk)
+            self.index = SharedDiskIndex(s.cache_dir, s.disk, s.cache_policy)
             kept = self.index.recover()
             logger.info("Shared disk tier in %s holds %d objects", s.cache_dir, kept)
             self.store = SharedStore(0, self.index)

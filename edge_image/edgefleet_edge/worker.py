@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -20,7 +21,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from edgefleet.bus import PurgeMessage
@@ -31,7 +31,7 @@ from .metrics import EdgeMetrics
 from .protocol import HttpToolsServer, Limits
 from .proxy import CachingProxy, EdgeConfig
 from .purging import apply_purge
-from .server import EdgeSettings, aiohttp_handler
+from .server import EdgeSettings, aiohttp_handler, origin_session
 from .shared_disk import SharedDiskIndex
 from .shared_store import SharedStore
 from .store import Store
@@ -62,15 +62,25 @@ class Worker:
         self.control_socket = control
         self.channel: ControlChannel | None = None
         shared = settings.cache_dir is not None and settings.disk > 0
-        self.index = SharedDiskIndex(settings.cache_dir, settings.disk) if settings.cache_dir and shared else None
+        self.index = (
+            SharedDiskIndex(settings.cache_dir, settings.disk, settings.cache_policy)
+            if settings.cache_dir and shared
+            else None
+        )
         # ``settings.memory`` is already this worker's share of the edge's memory budget.
         self.store: Store = (
-            SharedStore(settings.memory, self.index, on_invalidate=self._invalidated)
+            SharedStore(settings.memory, self.index, settings.cache_policy, on_invalidate=self._invalidated)
             if self.index is not None
-            else Store(settings.memory, 0, None)
+            else Store(settings.memory, 0, None, policy=settings.cache_policy)
         )
         self.metrics = EdgeMetrics(self.store)
         self.stopping = asyncio.Event()
+        self._flusher: asyncio.TimerHandle | None = None
+
+    def _flush_metrics(self) -> None:
+        """Fold the hot path's tallies into the (multiprocess) metrics once a second; ``stats`` folds them too."""
+        self.metrics.flush()
+        self._flusher = asyncio.get_running_loop().call_later(1.0, self._flush_metrics)
 
     def _invalidated(self, key: str) -> None:
         if self.channel is not None:
@@ -86,6 +96,7 @@ class Worker:
                 self.store.forget_key(str(message["key"]))
             return None
         if op == "stats":
+            self.metrics.flush()
             memory_bytes, memory_objects, memory_capacity = self.store.tier_stats()["memory"]
             requests = sum(
                 sample.value
@@ -109,11 +120,7 @@ class Worker:
             loop.add_signal_handler(sig, self.stopping.set)
         self.channel = await ControlChannel.open(self.control_socket, self.handle)
         reader = loop.create_task(self.channel.run())
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(total=30, connect=5),
-            auto_decompress=False,
-        )
+        session = origin_session()
         s = self.settings
         proxy = CachingProxy(
             EdgeConfig(name=s.name, origin=s.origin, grace=s.grace, allow_set_cookie=s.allow_set_cookie),
@@ -137,6 +144,8 @@ class Worker:
                 await runner.setup()
                 await web.SockSite(runner, self.listen, backlog=1024).start()
             self.channel.notify("serving", pid=os.getpid(), worker=self.number)
+            self._flush_metrics()
+            gc.freeze()  # start-up's objects live as long as the process (as in cli.serve)
             lost = loop.create_task(self.channel.closed.wait())
             told = loop.create_task(self.stopping.wait())
             await asyncio.wait({lost, told}, return_when=asyncio.FIRST_COMPLETED)
@@ -147,6 +156,9 @@ class Worker:
         except ChannelClosed:
             logger.warning("Worker %d lost its supervisor before serving; exiting", self.number)
         finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+            self.metrics.flush()
             if data_server is not None:
                 await data_server.stop()
             if runner is not None:

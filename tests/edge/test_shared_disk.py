@@ -17,6 +17,9 @@ from edgefleet_edge.store import Entry
 
 from edgefleet.bus import PurgeMessage
 
+MECHANICS = "s3fifo"
+"""Tests of storage mechanics use a policy without size-aware admission (these objects are all "large")."""
+
 
 def entry(path: str, size: int = 100, tags: tuple[str, ...] = (), query: str = "") -> Entry:
     key = f"{path}?{query}" if query else path
@@ -31,9 +34,9 @@ def body(size: int, fill: bytes = b"x") -> bytes:
 
 @pytest.fixture
 def workers(tmp_path: Path) -> Iterator[tuple[SharedStore, SharedStore]]:
-    indexes = [SharedDiskIndex(tmp_path, 10_000) for _ in range(2)]
+    indexes = [SharedDiskIndex(tmp_path, 10_000, MECHANICS) for _ in range(2)]
     indexes[0].recover()
-    yield SharedStore(4_000, indexes[0]), SharedStore(4_000, indexes[1])
+    yield SharedStore(4_000, indexes[0], MECHANICS), SharedStore(4_000, indexes[1], MECHANICS)
     for index in indexes:
         index.close()
 
@@ -69,8 +72,8 @@ def test_disk_limit_counts_every_workers_objects(workers: tuple[SharedStore, Sha
 
 
 def test_objects_read_since_they_were_stored_outlive_ones_never_read(tmp_path: Path) -> None:
-    index = SharedDiskIndex(tmp_path, 3_000)
-    store = SharedStore(0, index)  # no memory: every hit reads the disk and sets its reference bit
+    index = SharedDiskIndex(tmp_path, 3_000, MECHANICS)
+    store = SharedStore(0, index, MECHANICS)  # no memory: every hit reads the disk and sets its reference bit
     for name in ("/old-hot.jpg", "/old-cold.jpg", "/new.jpg"):
         store.put(entry(name, size=1_000), body=body(1_000))
     assert lookup(store, "/old-hot.jpg") is not None
@@ -90,8 +93,8 @@ def test_replacing_an_object_leaves_one_body_file(workers: tuple[SharedStore, Sh
 
 
 def test_index_survives_a_restart_and_recovery_drops_torn_writes(tmp_path: Path) -> None:
-    index = SharedDiskIndex(tmp_path, 10_000)
-    store = SharedStore(0, index)
+    index = SharedDiskIndex(tmp_path, 10_000, MECHANICS)
+    store = SharedStore(0, index, MECHANICS)
     store.put(entry("/keep.jpg"), body=body(100))
     store.put(entry("/torn.jpg"), body=body(100))
     index.close()
@@ -100,9 +103,9 @@ def test_index_survives_a_restart_and_recovery_drops_torn_writes(tmp_path: Path)
     (tmp_path / "objects" / ".incoming-crashed").write_bytes(b"half a body")
     (tmp_path / "objects" / "0123.body").write_bytes(b"renamed but never committed")
 
-    reopened = SharedDiskIndex(tmp_path, 10_000)
+    reopened = SharedDiskIndex(tmp_path, 10_000, MECHANICS)
     assert reopened.recover() == 1
-    store = SharedStore(0, reopened)
+    store = SharedStore(0, reopened, MECHANICS)
     assert lookup(store, "/keep.jpg") is not None
     assert lookup(store, "/torn.jpg") is None
     names = [p.name for p in (tmp_path / "objects").iterdir()]
@@ -112,12 +115,12 @@ def test_index_survives_a_restart_and_recovery_drops_torn_writes(tmp_path: Path)
 
 
 def test_recovery_enforces_a_lowered_limit(tmp_path: Path) -> None:
-    index = SharedDiskIndex(tmp_path, 10_000)
-    store = SharedStore(0, index)
+    index = SharedDiskIndex(tmp_path, 10_000, MECHANICS)
+    store = SharedStore(0, index, MECHANICS)
     for i in range(5):
         store.put(entry(f"/{i}.jpg", size=1_000), body=body(1_000))
     index.close()
-    smaller = SharedDiskIndex(tmp_path, 2_500)
+    smaller = SharedDiskIndex(tmp_path, 2_500, MECHANICS)
     assert smaller.recover() == 2
     assert smaller.stats()[0] == 2_000
     smaller.close()
@@ -154,9 +157,9 @@ def test_purge_through_one_worker_reaches_the_shared_disk(
 
 def test_invalidation_is_reported_and_other_workers_forget_their_copies(tmp_path: Path) -> None:
     told: list[str] = []
-    index_a, index_b = SharedDiskIndex(tmp_path, 10_000), SharedDiskIndex(tmp_path, 10_000)
-    a = SharedStore(4_000, index_a, on_invalidate=told.append)
-    b = SharedStore(4_000, index_b)
+    index_a, index_b = SharedDiskIndex(tmp_path, 10_000, MECHANICS), SharedDiskIndex(tmp_path, 10_000, MECHANICS)
+    a = SharedStore(4_000, index_a, MECHANICS, on_invalidate=told.append)
+    b = SharedStore(4_000, index_b, MECHANICS)
     a.put(entry("/cart", size=10), body=body(10))
     assert lookup(b, "/cart") is not None  # b now holds a copy in its memory
     a.remove_key("/cart")
@@ -175,3 +178,16 @@ def test_memory_eviction_keeps_the_shared_copy(workers: tuple[SharedStore, Share
     assert a.memory.used <= 4_000 and a.stats.evictions["memory"] > 0
     assert all(lookup(a, f"/{i}.jpg") is not None for i in range(20))
     assert a.index.stats()[1] == 20
+
+
+def test_large_object_is_stored_on_its_second_request_whichever_worker_sees_it(tmp_path: Path) -> None:
+    index_a, index_b = SharedDiskIndex(tmp_path, 10_000_000), SharedDiskIndex(tmp_path, 10_000_000)
+    a, b = SharedStore(1_000_000, index_a), SharedStore(1_000_000, index_b)  # the default, size-aware policy
+    assert index_a.large is not None and index_a.large < 50_000
+    assert not a.put(entry("/big.jpg", size=50_000), body=body(50_000))  # first request: a ghost, not stored
+    assert a.stats.declined["disk"] == 1
+    assert b.put(entry("/big.jpg", size=50_000), body=body(50_000))  # second, through the other worker
+    assert next(iter(index_a.variants("/big.jpg")), None) is not None
+    assert a.put(entry("/small.jpg", size=100), body=body(100))  # small objects are stored at once
+    index_a.close()
+    index_b.close()

@@ -102,7 +102,12 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
     started: list[WorkersEdge] = []
 
     async def start(
-        *, disk: str = "64Mi", memory: str = "8Mi", redis: str | None = None, server: str = "httptools"
+        *,
+        disk: str = "64Mi",
+        memory: str = "8Mi",
+        redis: str | None = None,
+        server: str = "httptools",
+        policy: str = "s3fifo-sa",
     ) -> WorkersEdge:
         data_port, admin_port = free_port(), free_port()
         cache_dir = tmp_path / "cache"
@@ -112,6 +117,7 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
             "--listen", f"127.0.0.1:{data_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
             "--origin", f"http://127.0.0.1:{origin.port}", "--memory", memory, "--disk", disk,
             "--cache-dir", str(cache_dir), "--log-level", "INFO", "--server", server,
+            "--cache-policy", policy,
         ]  # fmt: skip
         if redis is not None:
             command += ["--redis", redis]
@@ -335,7 +341,8 @@ async def test_disk_limit_holds_for_all_workers_together(origin: OriginStub, sta
         origin.routes[f"/assets/{i}.bin"] = lambda request: web.Response(
             body=blob, headers={"Cache-Control": "max-age=300"}
         )
-    edge = await start_edge(disk="64Ki", memory="64Ki")
+    # Without size-aware admission: at these tier sizes every object counts as large.
+    edge = await start_edge(disk="64Ki", memory="64Ki", policy="s3fifo")
     for i in range(60):
         response, body = await edge.get(f"/assets/{i}.bin")
         assert response.status == 200 and body == blob
@@ -369,3 +376,23 @@ async def test_workers_without_a_disk_tier_each_cache_in_memory_and_all_purge(
     metrics = await edge.metrics()
     assert metrics[(names.EDGE_CACHE_OBJECTS, (("tier", "memory"),))] == 0
     assert metrics[(names.EDGE_CACHE_CAPACITY, (("tier", "disk"),))] == 0
+
+
+async def test_large_object_streams_from_the_shared_disk_through_every_worker(
+    origin: OriginStub, start_edge: StartEdge
+) -> None:
+    large = bytes(range(256)) * 1200  # 300 KB: above each worker's memory-object limit (1Mi / 2 / 8), so it streams
+    origin.routes["/video/big.mp4"] = lambda request: web.Response(body=large, headers={"Cache-Control": "max-age=300"})
+    edge = await start_edge(memory="1Mi", policy="s3fifo")
+    for _ in range(ATTEMPTS):
+        response, body = await edge.get("/video/big.mp4")
+        assert response.status == 200 and body == large
+        served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
+        disk_hits = await edge.per_worker(names.EDGE_WORKER_SHARED_DISK_HITS)
+        if len(served) == 2 and all(served.values()) and all(disk_hits.values()):
+            break
+    else:
+        pytest.fail(f"both workers never served it from disk: {served}, shared disk hits {disk_hits}")
+    assert origin.count("/video/big.mp4") == 1
+    metrics = await edge.metrics()
+    assert metrics[(names.EDGE_CACHE_OBJECTS, (("tier", "memory"),))] == 0
