@@ -6,7 +6,12 @@ reading worker's memory tier, so hot objects are served from memory by every wor
 therefore only forgets the copy (the disk already has it).
 
 The memory tier is the plain ``Store`` with no disk of its own; its budget is the edge's ``--memory``
-divided by the number of workers. Purges and invalidations reach every worker's memory through the
+divided by the number of workers. Admission (``--cache-policy``) is asked of each tier for objects new to
+it: of this worker's memory, and of the shared disk, whose ghost list all workers share. Objects above the
+memory-object limit are never read whole here: the proxy streams them from their body file.
+
+Each memory copy ages on its own: when it expires its worker revalidates it, even if another worker has
+refreshed the disk copy meanwhile (one conditional request per worker per expiry, at most). Purges and invalidations reach every worker's memory through the
 supervisor (see ``supervisor.py``); this class only keeps one worker's copies and the shared index honest.
 """
 
