@@ -11,8 +11,10 @@ it: of this worker's memory, and of the shared disk, whose ghost list all worker
 memory-object limit are never read whole here: the proxy streams them from their body file.
 
 Each memory copy ages on its own: when it expires its worker revalidates it, even if another worker has
-refreshed the disk copy meanwhile (one conditional request per worker per expiry, at most). Purges and invalidations reach every worker's memory through the
-supervisor (see ``supervisor.py``); this class only keeps one worker's copies and the shared index honest.
+refreshed the disk copy meanwhile (one conditional request per worker per expiry, at most).
+
+Purges and invalidations reach every worker's memory through the supervisor (see ``supervisor.py``); this
+class only keeps one worker's copies and the shared index honest.
 """
 
 from __future__ import annotations
