@@ -49,20 +49,42 @@ class AdminState:
         self.reason = "catching up with the purge bus"
 
 
+PurgeAction = Callable[[PurgeMessage], Awaitable[int]]
+"""Applies a purge; the number of objects affected."""
+Readiness = Callable[[], tuple[bool, str]]
+"""(ready, reason when not)."""
+
+
 def admin_app(token: str, store: Store, metrics: EdgeMetrics, state: AdminState) -> web.Application:
+    """The admin port of a single-process edge."""
+
+    async def purge(message: PurgeMessage) -> int:
+        return apply_purge(store, message, metrics)
+
+    async def render_metrics() -> bytes:
+        metrics.flush()
+        return generate_latest(metrics.registry)
+
+    return admin_routes(token, lambda: (state.ready, state.reason), render_metrics, purge)
+
+
+def admin_routes(
+    token: str, readiness: Readiness, render_metrics: Callable[[], Awaitable[bytes]], apply: PurgeAction
+) -> web.Application:
+    """The admin API over whatever serves it: one edge process, or the supervisor of its workers."""
     app = web.Application(middlewares=[token_middleware(token)], client_max_size=1024 * 1024)
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(request: web.Request) -> web.Response:
-        if state.ready:
+        ready, reason = readiness()
+        if ready:
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready", "reason": state.reason}, status=503)
+        return web.json_response({"status": "not ready", "reason": reason}, status=503)
 
     async def metrics_endpoint(request: web.Request) -> web.Response:
-        metrics.flush()
-        return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=await render_metrics(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def purge(request: web.Request) -> web.Response:
         try:
@@ -86,7 +108,7 @@ def admin_app(token: str, store: Store, metrics: EdgeMetrics, state: AdminState)
             return web.json_response({"error": f"invalid purge: {exc}"}, status=400)
         if message.is_empty:
             return web.json_response({"error": "name paths, prefixes, tags or all"}, status=400)
-        affected = apply_purge(store, message, metrics)
+        affected = await apply(message)
         return web.json_response({"purged": affected, "soft": message.soft})
 
     app.router.add_get("/healthz", healthz)

@@ -13,6 +13,7 @@ from edgefleet.flags import add_flag, duration, host_port, size
 from edgefleet.logs import configure_logging
 
 from .server import Edge, EdgeSettings
+from .supervisor import Supervisor
 from .tiers import DEFAULT_POLICY, POLICY_NAMES
 
 
@@ -34,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-set-cookie", action="store_true", help="cache responses that set cookies")
     add_flag(parser, "--server", default="httptools", choices=["httptools", "aiohttp"],
              help="data-port implementation (httptools is faster; see bench/README.md)")  # fmt: skip
-    add_flag(parser, "--workers", type=int, default=1, help="processes sharing the port (one cache directory)")
+    add_flag(parser, "--workers", type=int, default=1,
+             help="processes sharing the data port and one cache directory; each gets --memory/N")  # fmt: skip
     add_flag(parser, "--log-format", default="text", choices=["text", "json"], help="log format")
     add_flag(parser, "--log-level", default="INFO", help="log level")
 
@@ -65,8 +67,8 @@ def cache_policy(text: str) -> str:
     return text
 
 
-async def serve(settings: EdgeSettings) -> None:
-    edge = Edge(settings)
+async def serve(settings: EdgeSettings, workers: int = 1, log_format: str = "text", log_level: str = "INFO") -> None:
+    edge: Edge | Supervisor = Edge(settings) if workers == 1 else Supervisor(settings, workers, log_format, log_level)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -87,12 +89,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.origin:
         print("edgefleet edge: --origin is required (or EDGEFLEET_ORIGIN)")
         return 2
-    if args.workers != 1:
-        print("edgefleet edge: --workers > 1 is not supported yet; run more edges instead")
+    if args.workers < 1:
+        print("edgefleet edge: --workers must be at least 1")
         return 2
     with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    asyncio.run(serve(settings_from(args)))
+    asyncio.run(serve(settings_from(args), args.workers, args.log_format, args.log_level))
     return 0

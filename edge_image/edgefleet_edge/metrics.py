@@ -50,10 +50,22 @@ class PlainHitTally:
         self.bytes = 0
 
 
-class EdgeMetrics:
+class PurgeMetrics:
+    """Purges applied: the edge's own, or with ``--workers`` > 1 the supervisor's (it counts each purge once)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.purges = Counter(
+            names.EDGE_PURGES_APPLIED.removesuffix("_total"), "Purges applied from the bus.", ["kind"], registry=r
+        )
+        self.purge_lag = Gauge(names.EDGE_PURGE_LAG, "Seconds from a purge's issue to its application.", registry=r)
+
+
+class EdgeMetrics(PurgeMetrics):
     def __init__(self, store: Store, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        super().__init__(r)
         self.requests = Counter(
             names.EDGE_REQUESTS.removesuffix("_total"), "Client requests.", ["cache_status", "code"], registry=r
         )
@@ -70,10 +82,6 @@ class EdgeMetrics:
         self.bytes_served = Counter(
             names.EDGE_BYTES_SERVED.removesuffix("_total"), "Body bytes sent to clients.", registry=r
         )
-        self.purges = Counter(
-            names.EDGE_PURGES_APPLIED.removesuffix("_total"), "Purges applied from the bus.", ["kind"], registry=r
-        )
-        self.purge_lag = Gauge(names.EDGE_PURGE_LAG, "Seconds from a purge's issue to its application.", registry=r)
         r.register(_StoreCollector(store))
         self.plain_hits = PlainHitTally()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -133,6 +134,12 @@ class HttpToolsServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: EdgeProtocol(self), host, port, reuse_port=True, backlog=1024)
         return int(self._server.sockets[0].getsockname()[1])
+
+    async def start_on(self, sock: socket.socket) -> int:
+        """Serve a listening socket bound elsewhere (a worker serves the one its supervisor bound)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: EdgeProtocol(self), sock=sock, backlog=1024)
+        return int(sock.getsockname()[1])
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
-from edgefleet.bus import BusEntry, PurgeMessage
+import aiohttp
 
-from .metrics import EdgeMetrics
+from edgefleet.bus import BusEntry, PurgeConsumer, PurgeMessage
+
+from .metrics import EdgeMetrics, PurgeMetrics
 from .store import Store
 
 logger = logging.getLogger(__name__)
 
 
-def apply_purge(store: Store, message: PurgeMessage, metrics: EdgeMetrics | None = None) -> int:
+def apply_purge(store: Store, message: PurgeMessage, metrics: PurgeMetrics | None = None) -> int:
     """Evict (or, when soft, mark stale) everything the purge names; the number of entries affected.
 
     Paths match every variant of the path (any query, any Vary value); prefixes match paths; tags
@@ -41,3 +46,32 @@ class BusPurgeApplier:
     async def __call__(self, entry: BusEntry) -> None:
         affected = apply_purge(self.store, entry.message, self.metrics)
         logger.info("Applied purge %s (%s): %d objects", entry.entry_id, entry.message.purge_id, affected)
+
+
+class Readiness(Protocol):
+    ready: bool
+    reason: str
+
+
+async def follow_purge_bus(
+    consumer: PurgeConsumer, apply: Callable[[BusEntry], Awaitable[None]], state: Readiness
+) -> None:
+    """Catch up (then report ready), then apply purges as they come; forever (cancel the task to stop)."""
+    while True:
+        try:
+            applied = await consumer.catch_up(apply)
+            logger.info("Caught up with the purge bus (%d purges applied)", applied)
+            state.ready = True
+            await consumer.run(apply)
+        except (OSError, aiohttp.ClientError, ConnectionError) as exc:
+            state.ready = False
+            state.reason = f"purge bus unreachable: {exc}"
+            logger.warning("Purge bus unreachable: %s", exc)
+            await asyncio.sleep(1.0)  # reconnect backoff
+        except Exception as exc:  # the consumer must outlive any one bad moment
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            state.ready = False
+            state.reason = f"purge consumer failed: {exc}"
+            logger.exception("Purge consumer failed; restarting it")
+            await asyncio.sleep(1.0)

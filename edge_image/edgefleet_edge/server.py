@@ -21,7 +21,7 @@ from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
 from .protocol import HttpToolsServer, Limits
 from .proxy import CachingProxy, EdgeConfig
-from .purging import BusPurgeApplier
+from .purging import BusPurgeApplier, follow_purge_bus
 from .store import Store
 from .tiers import DEFAULT_POLICY
 
@@ -97,6 +97,16 @@ async def _send_stream(request: web.Request, response: EdgeResponse, stream: Bod
     return out
 
 
+def origin_session() -> aiohttp.ClientSession:
+    """The client the proxy fetches from the origin with (one per process)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+        # No total timeout: a large body may take longer than any fixed bound; a stalled origin does not.
+        timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=30),
+        auto_decompress=False,
+    )
+
+
 class Edge:
     def __init__(self, settings: EdgeSettings) -> None:
         self.settings = settings
@@ -124,12 +134,7 @@ class Edge:
         loaded = await asyncio.to_thread(self.store.load_disk)
         if loaded:
             logger.info("Loaded %d cached objects from %s", loaded, self.settings.cache_dir)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-            # No total timeout: a large body may take longer than any fixed bound; a stalled origin does not.
-            timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=30),
-            auto_decompress=False,
-        )
+        self._session = origin_session()
         self._proxy = CachingProxy(
             EdgeConfig(name=self.settings.name, origin=self.settings.origin, grace=self.settings.grace,
                        allow_set_cookie=self.settings.allow_set_cookie),
@@ -182,28 +187,8 @@ class Edge:
         checkpoint = FileCheckpoint(cache_dir / "purge.checkpoint") if cache_dir else MemoryCheckpoint()
         consumer = bus.purge_consumer(self.settings.name, checkpoint)
         applier = BusPurgeApplier(self.store, self.metrics)
-
-        async def consume() -> None:
-            while True:
-                try:
-                    applied = await consumer.catch_up(applier)
-                    logger.info("Caught up with the purge bus (%d purges applied)", applied)
-                    self.admin_state.ready = True
-                    await consumer.run(applier)
-                except (OSError, aiohttp.ClientError, ConnectionError) as exc:
-                    self.admin_state.ready = False
-                    self.admin_state.reason = f"purge bus unreachable: {exc}"
-                    logger.warning("Purge bus unreachable: %s", exc)
-                    await asyncio.sleep(1.0)  # reconnect backoff
-                except Exception as exc:  # the consumer must outlive any one bad moment
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    self.admin_state.ready = False
-                    self.admin_state.reason = f"purge consumer failed: {exc}"
-                    logger.exception("Purge consumer failed; restarting it")
-                    await asyncio.sleep(1.0)
-
-        self._consumer_task = asyncio.get_running_loop().create_task(consume())
+        follow = follow_purge_bus(consumer, applier, self.admin_state)
+        self._consumer_task = asyncio.get_running_loop().create_task(follow)
 
     async def stop(self) -> None:
         if self._flusher is not None:

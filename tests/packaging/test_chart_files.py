@@ -25,7 +25,9 @@ def exported_metrics() -> set[str]:
     import kopf
     from edgefleet_balancer.server import BalancerMetrics
     from edgefleet_edge.metrics import EdgeMetrics
+    from edgefleet_edge.server import EdgeSettings
     from edgefleet_edge.store import Store
+    from edgefleet_edge.supervisor import Supervisor
     from edgefleet_operator import autoscaling
     from edgefleet_operator.handlers import OperatorConfig, Runtime
     from edgefleet_origin.metrics import OriginMetrics
@@ -34,6 +36,7 @@ def exported_metrics() -> set[str]:
     autoscaling.register(kopf.OperatorRegistry(), operator)
     registries = [
         EdgeMetrics(Store(1024, 0, None)).registry,
+        Supervisor(EdgeSettings(("127.0.0.1", 0), ("127.0.0.1", 0), "http://o", 1024, 0, None, "e", "t"), 2).registry,
         BalancerMetrics().registry,
         OriginMetrics().registry,
         operator.registry,

@@ -1,0 +1,198 @@
+"""One worker process of ``edgefleet edge --workers N``: serves the data port its supervisor bound.
+
+Started by ``supervisor.py`` as ``python -m edgefleet_edge.worker``, never by hand. A worker has no admin
+port and no purge-bus connection: the supervisor holds those for the whole edge and talks to each worker
+over its control channel (``control.py``). A worker exits when told (SIGTERM/SIGINT) or when that channel
+closes, i.e. when its supervisor is gone, so a killed supervisor leaves no worker behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import gc
+import json
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from edgefleet.bus import PurgeMessage
+from edgefleet.logs import configure_logging
+
+from .control import ChannelClosed, ControlChannel, Message
+from .metrics import EdgeMetrics
+from .protocol import HttpToolsServer, Limits
+from .proxy import CachingProxy, EdgeConfig
+from .purging import apply_purge
+from .server import EdgeSettings, aiohttp_handler, origin_session
+from .shared_disk import SharedDiskIndex
+from .shared_store import SharedStore
+from .store import Store
+
+logger = logging.getLogger("edgefleet_edge.worker")  # not __main__: it runs with -m
+
+
+def settings_to_json(settings: EdgeSettings) -> str:
+    """What a worker needs, without the secrets it does not (admin token, bus password)."""
+    fields = dataclasses.asdict(dataclasses.replace(settings, admin_token=None, redis=None, redis_password=None))
+    fields["cache_dir"] = str(settings.cache_dir) if settings.cache_dir is not None else None
+    return json.dumps(fields)
+
+
+def settings_from_json(text: str) -> EdgeSettings:
+    fields: dict[str, Any] = json.loads(text)
+    fields["listen"] = tuple(fields["listen"])
+    fields["admin_listen"] = tuple(fields["admin_listen"])
+    fields["cache_dir"] = Path(fields["cache_dir"]) if fields["cache_dir"] is not None else None
+    return EdgeSettings(**fields)
+
+
+class Worker:
+    def __init__(self, settings: EdgeSettings, number: int, listen: socket.socket, control: socket.socket) -> None:
+        self.settings = settings
+        self.number = number
+        self.listen = listen
+        self.control_socket = control
+        self.channel: ControlChannel | None = None
+        shared = settings.cache_dir is not None and settings.disk > 0
+        self.index = (
+            SharedDiskIndex(settings.cache_dir, settings.disk, settings.cache_policy)
+            if settings.cache_dir and shared
+            else None
+        )
+        # ``settings.memory`` is already this worker's share of the edge's memory budget.
+        self.store: Store = (
+            SharedStore(settings.memory, self.index, settings.cache_policy, on_invalidate=self._invalidated)
+            if self.index is not None
+            else Store(settings.memory, 0, None, policy=settings.cache_policy)
+        )
+        self.metrics = EdgeMetrics(self.store)
+        self.stopping = asyncio.Event()
+        self._flusher: asyncio.TimerHandle | None = None
+
+    def _flush_metrics(self) -> None:
+        """Fold the hot path's tallies into the (multiprocess) metrics once a second; ``stats`` folds them too."""
+        self.metrics.flush()
+        self._flusher = asyncio.get_running_loop().call_later(1.0, self._flush_metrics)
+
+    def _invalidated(self, key: str) -> None:
+        if self.channel is not None:
+            with contextlib.suppress(ChannelClosed):
+                self.channel.notify("invalidated", key=key)
+
+    async def handle(self, message: Message) -> Any:
+        op = message.get("op")
+        if op == "purge":
+            return apply_purge(self.store, PurgeMessage.model_validate(message["purge"]))
+        if op == "invalidate":
+            if isinstance(self.store, SharedStore):
+                self.store.forget_key(str(message["key"]))
+            return None
+        if op == "stats":
+            self.metrics.flush()
+            memory_bytes, memory_objects, memory_capacity = self.store.tier_stats()["memory"]
+            requests = sum(
+                sample.value
+                for family in self.metrics.requests.collect()
+                for sample in family.samples
+                if sample.name.endswith("_total")
+            )
+            return {
+                "memory_bytes": memory_bytes,
+                "memory_objects": memory_objects,
+                "memory_capacity": memory_capacity,
+                "memory_evictions": self.store.stats.evictions["memory"],
+                "requests": requests,
+                "shared_disk_hits": getattr(self.store, "disk_hits", 0),
+            }
+        raise ValueError(f"unknown control op {op!r}")
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stopping.set)
+        self.channel = await ControlChannel.open(self.control_socket, self.handle)
+        reader = loop.create_task(self.channel.run())
+        session = origin_session()
+        s = self.settings
+        proxy = CachingProxy(
+            EdgeConfig(name=s.name, origin=s.origin, grace=s.grace, allow_set_cookie=s.allow_set_cookie),
+            self.store, self.metrics, session,
+        )  # fmt: skip
+        data_server: HttpToolsServer | None = None
+        runner: web.AppRunner | None = None
+        try:
+            # Answered only when no purge is in flight: from here on this worker receives every purge.
+            await self.channel.request("hello", pid=os.getpid(), worker=self.number)
+            if s.server == "httptools":
+                limits = Limits(idle_timeout=s.idle_timeout, header_timeout=s.header_timeout,
+                                max_connections=s.max_connections)  # fmt: skip
+                data_server = HttpToolsServer(proxy, limits)
+                await data_server.start_on(self.listen)
+            else:
+                app = web.Application(client_max_size=64 * 1024 * 1024)
+                app.router.add_route("*", "/{tail:.*}", aiohttp_handler(proxy))
+                runner = web.AppRunner(app, access_log=None, keepalive_timeout=s.idle_timeout,
+                                       handler_cancellation=True, max_line_size=8190, max_field_size=8190)  # fmt: skip
+                await runner.setup()
+                await web.SockSite(runner, self.listen, backlog=1024).start()
+            self.channel.notify("serving", pid=os.getpid(), worker=self.number)
+            self._flush_metrics()
+            gc.freeze()  # start-up's objects live as long as the process (as in cli.serve)
+            lost = loop.create_task(self.channel.closed.wait())
+            told = loop.create_task(self.stopping.wait())
+            await asyncio.wait({lost, told}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (lost, told):
+                task.cancel()
+            if not self.stopping.is_set():
+                logger.warning("Worker %d lost its supervisor; exiting", self.number)
+        except ChannelClosed:
+            logger.warning("Worker %d lost its supervisor before serving; exiting", self.number)
+        finally:
+            if self._flusher is not None:
+                self._flusher.cancel()
+            self.metrics.flush()
+            if data_server is not None:
+                await data_server.stop()
+            if runner is not None:
+                await runner.cleanup()
+            await proxy.close()
+            await session.close()
+            await self.channel.close()
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            if self.index is not None:
+                self.index.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="edgefleet_edge.worker", description=__doc__)
+    parser.add_argument("--number", type=int, required=True)
+    parser.add_argument("--listen-fd", type=int, required=True)
+    parser.add_argument("--control-fd", type=int, required=True)
+    parser.add_argument("--settings", required=True, help="EdgeSettings as JSON (from the supervisor)")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"])
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args()
+    configure_logging(args.log_format, args.log_level)
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+    listen = socket.socket(fileno=args.listen_fd)
+    control = socket.socket(fileno=args.control_fd)
+    worker = Worker(settings_from_json(args.settings), args.number, listen, control)
+    asyncio.run(worker.run())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
