@@ -160,6 +160,16 @@ async def test_recognised_hits_are_counted_in_the_metrics(quick_idle_edge: Edge,
     served = re.search(r"edgefleet_edge_bytes_served_total ([0-9.e+]+)", text)
     assert hits is not None and float(hits.group(1)) == 4
     assert served is not None and float(served.group(1)) == 500
+    # Every hit is in the latency histogram, once, in a bucket: the +Inf bucket and the count agree, and a hit
+    # answered in process takes well under the largest finite bound (10 s).
+    metric = "edgefleet_edge_request_duration_seconds"
+    count = re.search(metric + r'_count\{cache_status="hit"\} ([0-9.]+)', text)
+    infinite = re.search(metric + r'_bucket\{cache_status="hit",le="\+Inf"\} ([0-9.]+)', text)
+    largest = re.search(metric + r'_bucket\{cache_status="hit",le="10.0"\} ([0-9.]+)', text)
+    total = re.search(metric + r'_sum\{cache_status="hit"\} ([0-9.e-]+)', text)
+    assert count is not None and infinite is not None and largest is not None and total is not None
+    assert float(count.group(1)) == float(infinite.group(1)) == float(largest.group(1)) == 4
+    assert float(total.group(1)) > 0
 
 
 async def test_client_that_never_reads_its_answers_stops_being_read(quick_idle_edge: Edge, origin: OriginStub) -> None:
