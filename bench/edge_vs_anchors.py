@@ -1,13 +1,14 @@
 """Cache hits side by side: the edgefleet edge vs nginx proxy_cache vs Varnish, same origin, same objects,
 same wrk load. Each cache is pinned to core 0 and wrk to core 1; ratios are against nginx.
 
-    .venv/bin/python bench/edge_vs_anchors.py --duration 10          # needs nginx, varnish, wrk (Debian)
+    .venv/bin/python bench/edge_vs_anchors.py --duration 5 --rounds 3   # needs nginx, varnish, wrk (Debian)
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -55,7 +56,21 @@ sub vcl_deliver {{ if (obj.hits > 0) {{ set resp.http.X-Cache = "HIT"; }} else {
 """
 
 
-def run_all(duration: int, connections: int) -> dict[str, dict[str, WrkResult]]:
+def _median(results: list[WrkResult]) -> WrkResult:
+    """Each figure's median across rounds (errors summed)."""
+    ordered = sorted(results, key=lambda r: r.requests_per_second)
+    middle = ordered[len(ordered) // 2]
+    return WrkResult(
+        requests_per_second=middle.requests_per_second,
+        p50_ms=statistics.median(r.p50_ms for r in results),
+        p99_ms=statistics.median(r.p99_ms for r in results),
+        errors=sum(r.errors for r in results),
+        requests=sum(r.requests for r in results),
+        server_cpu_us_per_request=statistics.median(r.server_cpu_us_per_request for r in results),
+    )
+
+
+def run_all(duration: int, connections: int, rounds: int = 3) -> dict[str, dict[str, WrkResult]]:
     results: dict[str, dict[str, WrkResult]] = {}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         work = Path(tmp)
@@ -98,18 +113,26 @@ def run_all(duration: int, connections: int) -> dict[str, dict[str, WrkResult]]:
             caches["varnish"] = port
             pids["varnish"] = proc.pid
 
+        serving: dict[str, int] = {}
         for name, port in caches.items():
-            results[name] = {}
+            try:
+                for size in SIZES:  # the first request fills the cache: what follows are hits
+                    wait_http(f"http://127.0.0.1:{port}/assets/bench/{size}.bin", timeout=30)
+            except RuntimeError as exc:
+                logs = "".join(p.read_text(errors="replace")[-1500:] for p in work.glob("*.log"))
+                print(f"{name} did not serve: {exc}\n{logs}", file=sys.stderr)
+                continue
+            serving[name] = port
+        # Rounds interleave the caches (a, b, c, a, b, c, ...) so a noisy moment on a shared machine lands on
+        # all of them alike; each cell reports the median round.
+        runs: dict[str, dict[str, list[WrkResult]]] = {name: {size: [] for size in SIZES} for name in serving}
+        for _ in range(rounds):
             for size in SIZES:
-                url = f"http://127.0.0.1:{port}/assets/bench/{size}.bin"
-                try:
-                    wait_http(url, timeout=30)  # first request fills the cache: what follows are hits
-                except RuntimeError as exc:
-                    logs = "".join(p.read_text(errors="replace")[-1500:] for p in work.glob("*.log"))
-                    print(f"{name} did not serve: {exc}\n{logs}", file=sys.stderr)
-                    del results[name]
-                    break
-                results[name][size] = wrk(url, duration, connections, cpu=1, server_pid=pids[name])
+                for name, port in serving.items():
+                    url = f"http://127.0.0.1:{port}/assets/bench/{size}.bin"
+                    runs[name][size].append(wrk(url, duration, connections, cpu=1, server_pid=pids[name]))
+        for name, by_size in runs.items():
+            results[name] = {size: _median(rounds_run) for size, rounds_run in by_size.items()}
     return results
 
 
@@ -117,8 +140,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
     args = parser.parse_args()
-    results = run_all(args.duration, args.connections)
+    results = run_all(args.duration, args.connections, args.rounds)
     anchor = results.get("nginx proxy_cache")
     print(f"{'cache':<20}{'object':>8}{'req/s':>10}{'vs nginx':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}"
           f"{'cpu us/req':>12}{'cpu vs nginx':>14}")  # fmt: skip

@@ -15,7 +15,6 @@ be ``token ":" field-value`` with no bare CR or LF and no obs-fold (RFC 9112 §5
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 9110 §5.1: field-name = token
 _FIELD_VALUE = rb"[\t\x20-\x7e\x80-\xff]*"  # §5.5: VCHAR, SP, HTAB, obs-text; never a bare CR or LF
@@ -39,13 +38,9 @@ MAX_PLAIN_REQUEST = 8192
 """Longer requests go to the parser, which enforces the real target and header limits."""
 
 
-class PlainRequest(NamedTuple):
-    head: bool
-    """HEAD rather than GET."""
-    target: bytes
-    """The request target exactly as received (origin-form, percent-encoded)."""
-    accept: str | None
-    accept_encoding: str | None
+PlainRequest = tuple[bool, bytes, str | None, str | None]
+"""(HEAD rather than GET, the target exactly as received (origin-form, percent-encoded), Accept,
+Accept-Encoding). A plain tuple: a NamedTuple costs ten times as much to build, on every hit."""
 
 
 def _field(lowered: bytes, raw: bytes, name: bytes) -> str | None:
@@ -73,7 +68,7 @@ def recognise_plain(data: bytes, max_headers: int = 100) -> PlainRequest | None:
     if block.count(b"\r\n") > max_headers:
         return None
     lowered = block.lower()
-    return PlainRequest(
+    return (
         method == b"HEAD",
         target,
         _field(lowered, block, b"\r\naccept:"),

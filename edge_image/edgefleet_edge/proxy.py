@@ -97,6 +97,10 @@ class CachingProxy:
         self._revalidating: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
         self._tally = metrics.plain_hits
+        # Bound once for the hot path (the store keeps these objects for its lifetime).
+        self._by_key = store.by_key
+        self._entries = store.entries
+        self._touch_memory = store.memory.touch
         self._keys: dict[str, str] = {}
         self._raw_keys: dict[bytes, str] = {}
         self._variants: dict[tuple[tuple[str, ...], str | None, str | None], object] = {}
@@ -488,7 +492,7 @@ class CachingProxy:
         entry = self._find(self._request_key(request), request)
         if entry is None:
             return None
-        return self._plain_response(entry, request.method == "HEAD", date_line, keep_alive, memory_only=False)
+        return self._plain_response(entry, request.method == "HEAD", date_line, keep_alive)
 
     def plain_hit_recognised(self, request: PlainRequest, date_line: bytes) -> PlainHit | None:
         """``plain_hit`` for a request recognised without a parser (``plain_request.py``): keep-alive, no
@@ -496,35 +500,37 @@ class CachingProxy:
 
         A memory-tier object only: a disk read would block the loop for longer than parsing costs.
         """
-        ids = self.store.by_key.get(self._key_of_raw(request.target))
+        head_only, target, accept, accept_encoding = request
+        ids = self._by_key.get(self._raw_keys.get(target) or self._key_of_raw(target))
         if not ids:
             return None
         for entry_id in ids:
-            entry = self.store.entries[entry_id]
+            entry = self._entries[entry_id]
             if entry.vary:
-                variant = self._plain_variant(entry.vary, request.accept, request.accept_encoding)
+                variant = self._plain_variant(entry.vary, accept, accept_encoding)
                 if variant is None:
                     return None  # varies on a field the recogniser does not keep: the general path decides
                 if variant != entry.variant:
                     continue
             elif entry.variant:
                 continue
-            response = self._plain_response(entry, request.head, date_line, True, memory_only=True)
+            if entry.body is None:
+                return None  # a disk-tier object: the general path reads or streams it
+            response = self._plain_response(entry, head_only, date_line, True)
             if response is not None:
-                self.store.get(entry_id)  # a hit, for the eviction policy
+                self._touch_memory(entry_id)  # a hit, for the eviction policy (Store.get for memory entries)
             return response
         return None
 
-    def _plain_response(
-        self, entry: Entry, head_only: bool, date_line: bytes, keep_alive: bool, *, memory_only: bool
-    ) -> PlainHit | None:
+    def _plain_response(self, entry: Entry, head_only: bool, date_line: bytes, keep_alive: bool) -> PlainHit | None:
         started = time.monotonic()
         if entry.stale or entry.status != 200:
             return None
         body = entry.body
-        if body is None and (memory_only or entry.size > self.stream_above):
+        if body is None and entry.size > self.stream_above:
             return None  # a large disk object streams from its file (handle)
-        age = entry.initial_age + max(0.0, time.time() - entry.response_time)  # freshness.current_age, inlined
+        age = time.time() - entry.response_time  # freshness.current_age, inlined
+        age = entry.initial_age + (age if age > 0.0 else 0.0)
         if age >= entry.lifetime:
             return None
         if body is None:

@@ -139,8 +139,9 @@ class S3FIFOTier:
         return self.large is not None and size > self.large
 
     def touch(self, item: str) -> None:
-        if item in self._freq:
-            self._freq[item] = min(self.max_freq, self._freq[item] + 1)
+        frequency = self._freq.get(item)  # on every hit: one lookup, no min()
+        if frequency is not None and frequency < self.max_freq:
+            self._freq[item] = frequency + 1
 
     def admits(self, item: str, size: int) -> bool:
         if size > self.capacity:
