@@ -162,7 +162,7 @@ class EdgeProtocol(asyncio.Protocol):
         self.remote = ""
         self.between_messages = True
         """The parser has no partial request: the next read may be recognised without it."""
-        self._plain_hit = server.proxy.plain_hit_recognised  # bound once: they run for every hit
+        self._plain_hit = server.proxy.plain.for_recognised  # bound once: they run for every hit
         self._date_line = server.clock.date_line
         self._max_headers = server.limits.max_headers
         self.last_active = self.loop.time()
@@ -339,7 +339,7 @@ class EdgeProtocol(asyncio.Protocol):
         # Pipelined requests are answered in order, one at a time (RFC 9112 §9.3.2).
         while self.queue and self.transport is not None:
             request, keep_alive = self.queue.popleft()
-            fast = self.server.proxy.plain_hit(request, self.server.clock.date_line(), keep_alive)
+            fast = self.server.proxy.plain.for_request(request, self.server.clock.date_line(), keep_alive)
             if fast is not None:
                 if isinstance(fast, bytes):
                     self.transport.write(fast)

@@ -11,10 +11,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from urllib.parse import unquote
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -24,23 +22,14 @@ from .collapsing import Fetched, Flight
 from .freshness import current_age, format_http_date, initial_age, parse_directives, response_policy
 from .messages import EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
-from .plain_request import PlainRequest
+from .plain_hits import CACHEABLE_METHODS, PlainHits
 from .responses import RECOMPUTED, RangePlan, end_to_end, multipart_body, multipart_layout, not_modified, plan_range
 from .store import Entry, Store
 from .streaming import ORIGIN_CHUNK, FileBody, HeadOnly, LocalStream, OriginBody, Segment, Transfer, segments_length
 
 logger = logging.getLogger(__name__)
 
-KEY_MEMO_SIZE = 65_536
-VECTORED_BODY = 64 * 1024
-"""Hit bodies this large are written beside their head (one writev) rather than copied into one buffer with it:
-copying 200 KB costs about 5 µs, a tenth of such a hit."""
-PlainHit = bytes | tuple[bytes, bytes]
-"""A plain hit's response: the whole of it, or (head, body) for a large body."""
-PLAIN_VARY_FIELDS = frozenset({"accept", "accept-encoding"})
-_UNKNOWN = object()
 
-CACHEABLE_METHODS = frozenset({"GET", "HEAD"})
 UNSAFE_FORWARDED = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
@@ -96,14 +85,9 @@ class CachingProxy:
         self.stream_above = config.stream_threshold if config.stream_threshold is not None else store.max_memory_object
         self._revalidating: set[str] = set()
         self._background: set[asyncio.Task[None]] = set()
-        self._tally = metrics.plain_hits
-        # Bound once for the hot path (the store keeps these objects for its lifetime).
-        self._by_key = store.by_key
-        self._entries = store.entries
-        self._touch_memory = store.memory.touch
-        self._keys: dict[str, str] = {}
-        self._raw_keys: dict[bytes, str] = {}
-        self._variants: dict[tuple[tuple[str, ...], str | None, str | None], object] = {}
+        self.plain = PlainHits(store, metrics, self._find, name=config.name, via=self.via,
+                               stream_above=self.stream_above)  # fmt: skip
+        """The hot path: fresh, plain hits answered as pre-built bytes (``plain_hits.py``)."""
 
     # ---- entry point ---------------------------------------------------------------------------
 
@@ -136,7 +120,7 @@ class CachingProxy:
         return None
 
     async def _cacheable(self, request: EdgeRequest) -> tuple[EdgeResponse, str]:
-        key = self._request_key(request)
+        key = self.plain.request_key(request)
         entry = self._find(key, request)
         now = time.time()
         if entry is not None:
@@ -471,131 +455,6 @@ class CachingProxy:
         task = asyncio.get_running_loop().create_task(refresh())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    # ---- the hot path ----------------------------------------------------------------------------
-
-    # Request headers that need the general path: conditionals, ranges, credentials.
-    _NOT_PLAIN = ("Range", "If-None-Match", "If-Modified-Since", "If-Range", "Authorization")
-
-    def plain_hit(self, request: EdgeRequest, date_line: bytes, keep_alive: bool) -> PlainHit | None:
-        """The complete response bytes for a fresh, unconditional GET/HEAD hit, or None for anything else.
-
-        Designed for speed: one lookup, a pre-serialised head per stored object, pre-bound metric children,
-        no response object. Every other case goes through ``handle`` with the full semantics.
-        """
-        if request.method not in CACHEABLE_METHODS:
-            return None
-        headers = request.headers
-        for name in self._NOT_PLAIN:
-            if name in headers:
-                return None
-        entry = self._find(self._request_key(request), request)
-        if entry is None:
-            return None
-        return self._plain_response(entry, request.method == "HEAD", date_line, keep_alive)
-
-    def plain_hit_recognised(self, request: PlainRequest, date_line: bytes) -> PlainHit | None:
-        """``plain_hit`` for a request recognised without a parser (``plain_request.py``): keep-alive, no
-        conditionals, ranges or credentials by construction, and only Accept and Accept-Encoding known.
-
-        A memory-tier object only: a disk read would block the loop for longer than parsing costs.
-        """
-        head_only, target, accept, accept_encoding = request
-        ids = self._by_key.get(self._raw_keys.get(target) or self._key_of_raw(target))
-        if not ids:
-            return None
-        for entry_id in ids:
-            entry = self._entries[entry_id]
-            if entry.vary:
-                variant = self._plain_variant(entry.vary, accept, accept_encoding)
-                if variant is None:
-                    return None  # varies on a field the recogniser does not keep: the general path decides
-                if variant != entry.variant:
-                    continue
-            elif entry.variant:
-                continue
-            if entry.body is None:
-                return None  # a disk-tier object: the general path reads or streams it
-            response = self._plain_response(entry, head_only, date_line, True)
-            if response is not None:
-                self._touch_memory(entry_id)  # a hit, for the eviction policy (Store.get for memory entries)
-            return response
-        return None
-
-    def _plain_response(self, entry: Entry, head_only: bool, date_line: bytes, keep_alive: bool) -> PlainHit | None:
-        started = time.monotonic()
-        if entry.stale or entry.status != 200:
-            return None
-        body = entry.body
-        if body is None and entry.size > self.stream_above:
-            return None  # a large disk object streams from its file (handle)
-        age = time.time() - entry.response_time  # freshness.current_age, inlined
-        age = entry.initial_age + (age if age > 0.0 else 0.0)
-        if age >= entry.lifetime:
-            return None
-        if body is None:
-            body = self.store.read_body(entry)
-        head = entry.hit_head
-        if head is None:
-            head = entry.hit_head = self._hit_head(entry, len(body))
-        tail = (b"Age: %d\r\n\r\n" if keep_alive else b"Age: %d\r\nConnection: close\r\n\r\n") % age
-        tally = self._tally
-        tally.hits += 1
-        elapsed = time.monotonic() - started
-        tally.latency_counts[bisect_left(tally.bounds, elapsed)] += 1  # PlainHitTally.observe, inlined
-        tally.latency_sum += elapsed
-        if head_only:
-            return b"".join((head, date_line, tail))
-        tally.bytes += len(body)
-        if len(body) >= VECTORED_BODY:
-            return b"".join((head, date_line, tail)), body
-        return b"".join((head, date_line, tail, body))
-
-    def _request_key(self, request: EdgeRequest) -> str:
-        """The primary cache key of a request, memoised by its target: the same few thousand URLs come back
-        all day, and normalising a query costs more than answering a hit. (The target determines the path
-        and query the adapter decoded, so the memo cannot disagree with ``primary_key``.)"""
-        key = self._keys.get(request.target)
-        if key is None:
-            key = primary_key(request.path, request.query_string)
-            if len(self._keys) >= KEY_MEMO_SIZE:
-                self._keys.clear()  # bounded: a crawler's one-hit URLs must not grow it without limit
-            self._keys[request.target] = key
-        return key
-
-    def _key_of_raw(self, target: bytes) -> str:
-        """The key of a recognised request's raw target, decoded exactly as the httptools adapter decodes it."""
-        key = self._raw_keys.get(target)
-        if key is None:
-            path, _, query = target.decode("latin-1").partition("?")
-            key = primary_key(unquote(path), query)
-            if len(self._raw_keys) >= KEY_MEMO_SIZE:
-                self._raw_keys.clear()
-            self._raw_keys[target] = key
-        return key
-
-    def _plain_variant(self, vary: tuple[str, ...], accept: str | None, accept_encoding: str | None) -> str | None:
-        memo_key = (vary, accept, accept_encoding)
-        variant = self._variants.get(memo_key, _UNKNOWN)
-        if variant is _UNKNOWN:
-            if any(name not in PLAIN_VARY_FIELDS for name in vary):
-                variant = None
-            else:
-                known = {"accept": accept, "accept-encoding": accept_encoding}
-                variant = secondary_key(vary, {k: v for k, v in known.items() if v is not None})
-            if len(self._variants) >= KEY_MEMO_SIZE:
-                self._variants.clear()
-            self._variants[memo_key] = variant
-        return variant  # type: ignore[return-value]
-
-    def _hit_head(self, entry: Entry, length: int) -> bytes:
-        lines = [b"HTTP/1.1 200 OK\r\n", b"Content-Length: %d\r\n" % length]
-        for name, value in entry.headers:
-            if name.lower() not in RECOMPUTED and name.lower() != "accept-ranges":
-                lines.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))
-        lines.append(f"Accept-Ranges: bytes\r\nX-Cache: HIT\r\nCache-Status: {self.config.name}; hit\r\n"
-                     f"Via: {self.via}\r\n".encode())  # fmt: skip
-        return b"".join(lines)
 
     # ---- building client responses -------------------------------------------------------------
 
