@@ -1,9 +1,10 @@
 """The data port as a raw asyncio protocol with httptools (llhttp) parsing.
 
 Written by hand because the hit path is the product: aiohttp builds a request object, a multidict of
-headers and a response object per request; here a hit is parse → dictionary lookup → one ``write`` of
-bytes. The adapter only moves bytes and enforces limits and timeouts (as uvicorn's httptools_impl does);
-every cache decision stays in ``CachingProxy``.
+headers and a response object per request; here a hit is recognise (``plain_request.py``, without the
+parser when the read is one plain GET/HEAD) → dictionary lookup (``plain_hits.py``) → one ``write`` of
+bytes. The adapter only moves bytes and enforces limits, timeouts and flow control (as uvicorn's
+httptools_impl does); every cache decision stays in ``CachingProxy`` and ``PlainHits``.
 
 Limits, each a clear status and a closed connection: request target over ``max_target`` bytes → 414,
 headers over ``max_header_bytes`` or ``max_headers`` → 431, body over ``max_body`` → 413, headers not
