@@ -84,21 +84,23 @@ def plan_range(range_header: str | None, if_range: str | None, entry: Entry) -> 
         first_text, dash, last_text = part.strip().partition("-")
         if not dash:
             return RangePlan(200)  # malformed: ignore the Range header, as RFC 9110 allows
-        try:
-            if first_text == "":
-                suffix = int(last_text)
-                if suffix <= 0:
-                    continue
-                first, last = max(0, size - suffix), size - 1
-            else:
-                first = int(first_text)
-                last = int(last_text) if last_text else size - 1
-        except ValueError:
-            return RangePlan(200)
+        first_text, last_text = first_text.strip(), last_text.strip()
+        if not (first_text.isdigit() or first_text == "") or not (last_text.isdigit() or last_text == ""):
+            return RangePlan(200)  # RFC 9110 §14.1.1: positions are DIGITs; anything else is malformed
+        if first_text == "":
+            if last_text == "":
+                return RangePlan(200)
+            suffix = int(last_text)
+            if suffix <= 0:
+                continue
+            first, last = max(0, size - suffix), size - 1
+        else:
+            first = int(first_text)
+            last = int(last_text) if last_text else size - 1
+            if first >= size:
+                continue  # unsatisfiable part (RFC 9110 §14.1.2), open-ended or not
         if first > last:
             return RangePlan(200)
-        if first >= size:
-            continue  # unsatisfiable part
         ranges.append((first, min(last, size - 1)))
     if not ranges:
         return RangePlan(416)
