@@ -216,6 +216,9 @@ class Edge(ApiModel):
     """How many edges run."""
     cache: EdgeCache = EdgeCache()
     """Cache sizes per edge."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 1
+    """Processes per edge serving its data port (about one per CPU the pod is given). They share the edge's
+    disk tier, and each holds memory/workers of the memory tier; the edge is still one fleet member."""
     resources: Resources | None = None
     """Compute resources per edge pod."""
 

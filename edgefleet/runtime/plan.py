@@ -53,6 +53,8 @@ class LocalPlan:
     initial_edges: int
     memory_bytes: int
     disk_bytes: int
+    workers: int
+    """Processes per edge (``spec.edge.workers``)."""
     default_ttl: str
     widths: tuple[int, ...]
     formats: tuple[str, ...]
@@ -128,6 +130,7 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
         initial_edges=replicas.effective,
         memory_bytes=parse_bytes(spec.edge.cache.memory),
         disk_bytes=parse_bytes(spec.edge.cache.disk),
+        workers=spec.edge.workers,
         default_ttl=spec.origin.default_ttl,
         widths=tuple(spec.origin.images.widths),
         formats=tuple(spec.origin.images.formats),
@@ -178,6 +181,7 @@ def edge_command(plan: LocalPlan, index: int, redis_url: str) -> list[str]:
         "--redis", redis_url,
         "--cluster", plan.cluster,
         "--name", plan.edge_name(index),
+        *(("--workers", str(plan.workers)) if plan.workers > 1 else ()),
     ]  # fmt: skip
 
 

@@ -296,6 +296,8 @@ def _edges(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
         f"--grace={int(parse_seconds(edge.cache.grace))}s",
         "--log-format=json",
     ]
+    if edge.workers > 1:  # only then: one worker renders exactly as before (no spurious GitOps diff)
+        args.append(f"--workers={edge.workers}")
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *_token_env(cluster),
            *_bus_env(cluster)]  # fmt: skip
     # The disk tier is an emptyDir sized to the cache plus headroom: it survives container restarts.

@@ -157,3 +157,10 @@ def test_render_config_hash_changes_only_where_config_changed(
 def test_render_validates_against_the_kubernetes_schemas(overrides: dict[str, Any]) -> None:
     for manifest in render(CdnCluster.model_validate(copy.deepcopy(example(**overrides)))):
         kubernetes_validate.validate(manifest, SCHEMA_VERSION, strict=True)
+
+
+def test_render_edges_run_workers_only_when_asked() -> None:
+    [default] = pod_template(rendered(example()), "shop-edge")["spec"]["containers"]
+    assert not any(arg.startswith("--workers") for arg in default["args"]), "one worker renders as before"
+    [four] = pod_template(rendered(example(**{"spec.edge.workers": 4})), "shop-edge")["spec"]["containers"]
+    assert "--workers=4" in four["args"]
