@@ -27,12 +27,17 @@ class _StoreCollector(Collector):
         evictions = CounterMetricFamily(
             names.EDGE_EVICTIONS.removesuffix("_total"), "Objects evicted for space.", labels=["tier"]
         )
+        declined = CounterMetricFamily(
+            names.EDGE_ADMISSIONS_DECLINED.removesuffix("_total"), "New objects admission did not store.",
+            labels=["tier"],
+        )  # fmt: skip
         for tier, (nbytes, count, cap) in self.store.tier_stats().items():
             used.add_metric([tier], nbytes)
             objects.add_metric([tier], count)
             capacity.add_metric([tier], cap)
             evictions.add_metric([tier], self.store.stats.evictions[tier])
-        yield from (used, objects, capacity, evictions)
+            declined.add_metric([tier], self.store.stats.declined[tier])
+        yield from (used, objects, capacity, evictions, declined)
 
 
 class PlainHitTally:

@@ -130,7 +130,14 @@ class _FleetStoreCollector(Collector):
         objects.add_metric(["disk"], disk_objects)
         capacity.add_metric(["disk"], sup.settings.disk)
         evictions.add_metric(["disk"], disk_evictions)
-        yield from (used, objects, capacity, evictions)
+        # Each worker asks the shared disk's admission for what it fetched, so both tiers' refusals sum.
+        declined = CounterMetricFamily(
+            names.EDGE_ADMISSIONS_DECLINED.removesuffix("_total"), "New objects admission did not store.",
+            labels=["tier"],
+        )  # fmt: skip
+        for tier in ("memory", "disk"):
+            declined.add_metric([tier], sum(s.get(f"{tier}_declined", 0) for s in stats))
+        yield from (used, objects, capacity, evictions, declined)
         serving = GaugeMetricFamily(names.EDGE_WORKERS_SERVING, "Worker processes serving the data port.")
         serving.add_metric([], sum(1 for slot in sup.slots if slot.serving))
         restarts = CounterMetricFamily(

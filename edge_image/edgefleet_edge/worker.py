@@ -109,6 +109,8 @@ class Worker:
                 "memory_objects": memory_objects,
                 "memory_capacity": memory_capacity,
                 "memory_evictions": self.store.stats.evictions["memory"],
+                "memory_declined": self.store.stats.declined["memory"],
+                "disk_declined": self.store.stats.declined["disk"],
                 "requests": requests,
                 "shared_disk_hits": getattr(self.store, "disk_hits", 0),
             }

@@ -30,6 +30,9 @@ async def test_default_edge_stores_a_large_object_on_its_second_request(edge: Ed
     assert third.headers["X-Cache"] == "HIT"
     assert edge.origin.count("/large.jpg") == 2
     assert edge.edge.store.stats.declined["memory"] == 1
+    metrics = await edge.session.get(edge.admin + "/metrics", headers={"Authorization": "Bearer admin-secret"})
+    text = await metrics.text()
+    assert 'edgefleet_edge_admissions_declined_total{tier="memory"} 1.0' in text, "operators can see refusals"
 
 
 async def test_default_edge_stores_a_small_object_on_its_first_request(edge: EdgeUnderTest) -> None:
