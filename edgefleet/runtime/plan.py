@@ -55,6 +55,8 @@ class LocalPlan:
     disk_bytes: int
     workers: int
     """Processes per edge (``spec.edge.workers``)."""
+    cache_policy: str
+    """``spec.edge.cache.policy``."""
     default_ttl: str
     widths: tuple[int, ...]
     formats: tuple[str, ...]
@@ -131,6 +133,7 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
         memory_bytes=parse_bytes(spec.edge.cache.memory),
         disk_bytes=parse_bytes(spec.edge.cache.disk),
         workers=spec.edge.workers,
+        cache_policy=spec.edge.cache.policy,
         default_ttl=spec.origin.default_ttl,
         widths=tuple(spec.origin.images.widths),
         formats=tuple(spec.origin.images.formats),
@@ -182,6 +185,7 @@ def edge_command(plan: LocalPlan, index: int, redis_url: str) -> list[str]:
         "--cluster", plan.cluster,
         "--name", plan.edge_name(index),
         *(("--workers", str(plan.workers)) if plan.workers > 1 else ()),
+        "--cache-policy", plan.cache_policy,
     ]  # fmt: skip
 
 

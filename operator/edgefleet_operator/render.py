@@ -296,8 +296,11 @@ def _edges(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
         f"--grace={int(parse_seconds(edge.cache.grace))}s",
         "--log-format=json",
     ]
-    if edge.workers > 1:  # only then: one worker renders exactly as before (no spurious GitOps diff)
+    # Only when they differ from the edge's defaults, so existing manifests render exactly as before.
+    if edge.workers > 1:
         args.append(f"--workers={edge.workers}")
+    if edge.cache.policy != "s3fifo-sa":
+        args.append(f"--cache-policy={edge.cache.policy}")
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *_token_env(cluster),
            *_bus_env(cluster)]  # fmt: skip
     # The disk tier is an emptyDir sized to the cache plus headroom: it survives container restarts.

@@ -66,6 +66,7 @@ INVALID = [
     ("desired-above-max", cluster_with("edge.replicas", {"min": 2, "max": 4, "desired": 9}),
      "spec.edge.replicas.desired"),
     ("no-workers", cluster_with("edge.workers", 0), "spec.edge.workers"),
+    ("unknown-cache-policy", cluster_with("edge.cache.policy", "arc"), "spec.edge.cache.policy"),
 ]  # fmt: skip
 
 

@@ -164,3 +164,21 @@ def test_render_edges_run_workers_only_when_asked() -> None:
     assert not any(arg.startswith("--workers") for arg in default["args"]), "one worker renders as before"
     [four] = pod_template(rendered(example(**{"spec.edge.workers": 4})), "shop-edge")["spec"]["containers"]
     assert "--workers=4" in four["args"]
+
+
+def test_render_edges_pass_a_cache_policy_other_than_the_default() -> None:
+    [default] = pod_template(rendered(example()), "shop-edge")["spec"]["containers"]
+    assert not any(arg.startswith("--cache-policy") for arg in default["args"])
+    [lru] = pod_template(rendered(example(**{"spec.edge.cache.policy": "lru"})), "shop-edge")["spec"]["containers"]
+    assert "--cache-policy=lru" in lru["args"]
+
+
+def test_api_cache_policies_are_the_edges() -> None:
+    import typing
+
+    from edgefleet_edge.tiers import DEFAULT_POLICY, POLICY_NAMES
+
+    from edgefleet.api.cdncluster import CachePolicy, EdgeCache
+
+    assert typing.get_args(CachePolicy) == POLICY_NAMES
+    assert EdgeCache().policy == DEFAULT_POLICY
