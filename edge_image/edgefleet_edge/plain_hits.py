@@ -125,7 +125,7 @@ class PlainHits:
         tally = self._tally
         tally.hits += 1
         elapsed = time.monotonic() - started
-        tally.latency_counts[bisect_left(tally.bounds, elapsed)] += 1  # PlainHitTally.observe, inlined
+        tally.latency_counts[bisect_left(tally.bounds, elapsed)] += 1  # its histogram bucket
         tally.latency_sum += elapsed
         if head_only:
             return b"".join((head, date_line, tail))

@@ -73,37 +73,37 @@ class _Clock:
         return self._line
 
 
-def serialise(response: EdgeResponse, date_line: bytes, keep_alive: bool) -> bytes:
+def _head(response: EdgeResponse, date_line: bytes, framing: bytes, keep_alive: bool) -> list[bytes]:
+    """Status line, the response's fields, Date, the body's framing field (if any) and the blank line."""
     status = response.status
     parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
     for name, value in response.headers.items():
         parts.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))
     parts.append(date_line)
-    if status not in NO_BODY_STATUSES and status >= 200:
-        parts.append(b"Content-Length: %d\r\n" % len(response.body))
+    parts.append(framing)
     if not keep_alive:
         parts.append(b"Connection: close\r\n")
     parts.append(b"\r\n")
-    if not response.head_only and status not in NO_BODY_STATUSES:
+    return parts
+
+
+def serialise(response: EdgeResponse, date_line: bytes, keep_alive: bool) -> bytes:
+    status = response.status
+    has_body = status not in NO_BODY_STATUSES
+    framing = b"Content-Length: %d\r\n" % len(response.body) if has_body and status >= 200 else b""
+    parts = _head(response, date_line, framing, keep_alive)
+    if not response.head_only and has_body:
         parts.append(response.body)
     return b"".join(parts)
 
 
 def serialise_stream_head(response: EdgeResponse, stream: BodyStream, date_line: bytes, keep_alive: bool) -> bytes:
     """The head of a streamed response: Content-Length when the size is known, else chunked (RFC 9112 §7.1)."""
-    status = response.status
-    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
-    for name, value in response.headers.items():
-        parts.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))
-    parts.append(date_line)
     if stream.length is not None:
-        parts.append(b"Content-Length: %d\r\n" % stream.length)
-    elif not response.head_only:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-    if not keep_alive:
-        parts.append(b"Connection: close\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
+        framing = b"Content-Length: %d\r\n" % stream.length
+    else:
+        framing = b"" if response.head_only else b"Transfer-Encoding: chunked\r\n"
+    return b"".join(_head(response, date_line, framing, keep_alive))
 
 
 def _plain(status: int, reason: str) -> bytes:

@@ -285,10 +285,9 @@ class CachingProxy:
         size = max(declared or 0, sum(map(len, prefix)))
         if entry is not None and self.store.fits_disk(size) and (contended() or self.store.admits_to_disk(entry, size)):
             return self._start_transfer(response, raw_headers, entry, prefix, declared, generation)
-        # A storable body that does not fit or was not admitted (admission remembers it for the next request)
-        # streams through like an uncacheable one, but is reported as the miss it is.
+        # Uncacheable, larger than the disk tier, or not admitted (admission remembers it for the next request):
+        # straight through to this one client, not stored. A storable one is reported as the miss it is.
         declined = entry
-        # Uncacheable, or larger than the disk tier: straight through to this one client, not stored.
         stream = HeadOnly(declared) if request.method == "HEAD" else OriginBody(response, declared, prefix)
         if request.method == "HEAD":
             response.close()

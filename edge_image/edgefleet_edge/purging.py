@@ -68,9 +68,7 @@ async def follow_purge_bus(
             state.reason = f"purge bus unreachable: {exc}"
             logger.warning("Purge bus unreachable: %s", exc)
             await asyncio.sleep(1.0)  # reconnect backoff
-        except Exception as exc:  # the consumer must outlive any one bad moment
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+        except Exception as exc:  # the consumer must outlive any one bad moment (CancelledError is not one)
             state.ready = False
             state.reason = f"purge consumer failed: {exc}"
             logger.exception("Purge consumer failed; restarting it")

@@ -142,11 +142,7 @@ class Store:
             for victim in self.memory.add(entry.id, entry.size):
                 self._demote(victim)
             return True
-        if (
-            self.cache_dir is None
-            or entry.size > self.disk.capacity
-            or (new and not self._admitted_to_disk(entry.id, entry.size))
-        ):
+        if not self.fits_disk(entry.size) or (new and not self._admitted_to_disk(entry.id, entry.size)):
             if body_file is not None:
                 body_file.unlink(missing_ok=True)
             return False

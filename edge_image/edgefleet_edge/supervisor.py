@@ -53,7 +53,7 @@ from prometheus_client.registry import Collector
 from edgefleet import metric_names as names
 from edgefleet.bus import BusEntry, FileCheckpoint, MemoryCheckpoint, PurgeBus, PurgeMessage
 
-from .admin import admin_routes
+from .admin import AdminState, admin_routes
 from .control import ChannelClosed, ControlChannel, Message
 from .metrics import PurgeMetrics
 from .purging import apply_purge, follow_purge_bus
@@ -178,8 +178,8 @@ class Supervisor:
         self.registry = CollectorRegistry()
         self.purge_metrics = PurgeMetrics(self.registry)
         self.registry.register(_FleetStoreCollector(self))
-        self.bus_ready = False
-        self.bus_reason = "catching up with the purge bus"
+        self.bus_state = AdminState()
+        """The purge consumer's readiness (the supervisor's own also waits for its workers)."""
         self.data_port = 0
         self.admin_port = 0
         self._purge_lock = asyncio.Lock()
@@ -193,8 +193,8 @@ class Supervisor:
     # ---- readiness -----------------------------------------------------------------------------
 
     def readiness(self) -> tuple[bool, str]:
-        if not self.bus_ready:
-            return False, self.bus_reason
+        if not self.bus_state.ready:
+            return False, self.bus_state.reason
         down = [str(slot.number) for slot in self.slots if not slot.serving]
         if down:
             return False, f"workers not serving: {', '.join(down)}"
@@ -234,7 +234,7 @@ class Supervisor:
         if s.redis:
             self._tasks.append(loop.create_task(self._follow_bus()))
         else:
-            self.bus_ready = True
+            self.bus_state.ready = True
         logger.info("Edge %s serving on port %d with %d workers (admin %d)", s.name, self.data_port, self.workers,
                     self.admin_port)  # fmt: skip
 
@@ -440,7 +440,7 @@ class Supervisor:
         bus = PurgeBus(self._redis, s.cluster)
         checkpoint = FileCheckpoint(s.cache_dir / "purge.checkpoint") if s.cache_dir else MemoryCheckpoint()
         consumer = bus.purge_consumer(s.name, checkpoint)
-        await follow_purge_bus(consumer, self._apply_entry, _BusState(self))
+        await follow_purge_bus(consumer, self._apply_entry, self.bus_state)
 
     # ---- metrics -------------------------------------------------------------------------------
 
@@ -451,26 +451,3 @@ class Supervisor:
         for slot, answer in zip(slots, answers, strict=True):
             slot.last_stats = answer if isinstance(answer, dict) else {}
         return generate_latest(self.registry)
-
-
-class _BusState:
-    """The purge consumer's readiness, kept on the supervisor (which also waits for its workers)."""
-
-    def __init__(self, supervisor: Supervisor) -> None:
-        self._supervisor = supervisor
-
-    @property
-    def ready(self) -> bool:
-        return self._supervisor.bus_ready
-
-    @ready.setter
-    def ready(self, value: bool) -> None:
-        self._supervisor.bus_ready = value
-
-    @property
-    def reason(self) -> str:
-        return self._supervisor.bus_reason
-
-    @reason.setter
-    def reason(self, value: str) -> None:
-        self._supervisor.bus_reason = value

@@ -61,10 +61,9 @@ class Worker:
         self.listen = listen
         self.control_socket = control
         self.channel: ControlChannel | None = None
-        shared = settings.cache_dir is not None and settings.disk > 0
         self.index = (
             SharedDiskIndex(settings.cache_dir, settings.disk, settings.cache_policy)
-            if settings.cache_dir and shared
+            if settings.cache_dir is not None and settings.disk > 0
             else None
         )
         # ``settings.memory`` is already this worker's share of the edge's memory budget.
