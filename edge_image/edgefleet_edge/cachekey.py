@@ -9,8 +9,9 @@ thousand browser Accept strings make three variants, not a thousand.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from urllib.parse import parse_qsl, quote, unquote, urlencode
+
+from .fields import Headers, combined
 
 TRACKING_PREFIXES = ("utm_", "fbclid", "gclid", "msclkid", "mc_cid", "mc_eid", "_ga")
 
@@ -60,17 +61,12 @@ def encoding_class(accept_encoding: str | None) -> str:
     return "identity"
 
 
-def vary_fields(vary: str | None) -> tuple[str, ...]:
-    if not vary:
-        return ()
-    return tuple(sorted({f.strip().lower() for f in vary.split(",") if f.strip()}))
-
-
-def secondary_key(fields: tuple[str, ...], request_headers: Mapping[str, str]) -> str:
-    """The request's values for the response's Vary fields, normalised; "" when nothing varies."""
+def secondary_key(fields: tuple[str, ...], request_headers: Headers) -> str:
+    """The request's values for the response's Vary fields, normalised; "" when nothing varies. Every line of a
+    repeated request field counts (RFC 9110 §5.3): ``Cookie: a`` plus ``Cookie: b`` is not ``Cookie: a``."""
     parts = []
     for name in fields:
-        value = request_headers.get(name)
+        value = combined(request_headers, name)
         if name == "accept":
             parts.append(f"accept={accept_class(value)}")
         elif name == "accept-encoding":

@@ -33,8 +33,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--admin-token", default=None, secret=True, help="bearer token for the admin API")
     add_flag(parser, "--grace", type=duration, default=3600.0, help="serve stale this long when the origin fails")
     parser.add_argument("--allow-set-cookie", action="store_true", help="cache responses that set cookies")
-    add_flag(parser, "--server", default="httptools", choices=["httptools", "aiohttp"],
-             help="data-port implementation (httptools is faster; see bench/README.md)")  # fmt: skip
     add_flag(parser, "--workers", type=int, default=1,
              help="processes sharing the data port and one cache directory; each gets --memory/N")  # fmt: skip
     add_flag(parser, "--log-format", default="text", choices=["text", "json"], help="log format")
@@ -56,7 +54,6 @@ def settings_from(args: argparse.Namespace) -> EdgeSettings:
         cluster=args.cluster,
         grace=args.grace,
         allow_set_cookie=args.allow_set_cookie,
-        server=args.server,
         cache_policy=args.cache_policy,
     )
 

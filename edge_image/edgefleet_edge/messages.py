@@ -1,7 +1,7 @@
 """The edge's own request and response types, independent of any HTTP server library.
 
-The proxy logic speaks only these, so the same logic runs behind aiohttp and behind the httptools
-protocol (``protocol.py``), and the same test suite checks both.
+The proxy logic speaks only these; the data port (``protocol.py``, httptools) turns bytes into them and back, so
+the logic is tested without sockets where it can be.
 """
 
 from __future__ import annotations

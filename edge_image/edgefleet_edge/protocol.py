@@ -26,7 +26,6 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import cast
 from urllib.parse import unquote
 
@@ -36,6 +35,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
 from .plain_request import recognise_plain
 from .proxy import CachingProxy
+from .response_head import STATUS_LINES, head
 
 logger = logging.getLogger(__name__)
 
@@ -55,9 +55,6 @@ class Limits:
     max_connections: int = 10_000
 
 
-_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
-
-
 class _Clock:
     """The Date header, formatted once per second rather than once per response."""
 
@@ -74,17 +71,12 @@ class _Clock:
 
 
 def _head(response: EdgeResponse, date_line: bytes, framing: bytes, keep_alive: bool) -> list[bytes]:
-    """Status line, the response's fields, Date, the body's framing field (if any) and the blank line."""
-    status = response.status
-    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
-    for name, value in response.headers.items():
-        parts.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))
-    parts.append(date_line)
-    parts.append(framing)
-    if not keep_alive:
-        parts.append(b"Connection: close\r\n")
-    parts.append(b"\r\n")
-    return parts
+    """Status line, the response's fields, Date (unless the response carries the origin's), the body's framing
+    field (if any) and the blank line."""
+    headers = response.headers
+    dated = b"" if "Date" in headers else date_line
+    closing = b"" if keep_alive else b"Connection: close\r\n"
+    return [head(response.status, headers.items(), dated, framing, closing)]
 
 
 def serialise(response: EdgeResponse, date_line: bytes, keep_alive: bool) -> bytes:
@@ -109,7 +101,7 @@ def serialise_stream_head(response: EdgeResponse, stream: BodyStream, date_line:
 def _plain(status: int, reason: str) -> bytes:
     body = f"{status} {reason}\n".encode()
     return (
-        _STATUS_LINES[status]
+        STATUS_LINES[status]
         + b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
         + b"Content-Length: %d\r\n\r\n" % len(body)
         + body
@@ -164,7 +156,6 @@ class EdgeProtocol(asyncio.Protocol):
         self.between_messages = True
         """The parser has no partial request: the next read may be recognised without it."""
         self._plain_hit = server.proxy.plain.for_recognised  # bound once: they run for every hit
-        self._date_line = server.clock.date_line
         self._max_headers = server.limits.max_headers
         self.last_active = self.loop.time()
         self._write_paused = False
@@ -261,7 +252,7 @@ class EdgeProtocol(asyncio.Protocol):
             # parser. Anything else (or a miss) falls through to the parser with the same bytes.
             plain = recognise_plain(data, self._max_headers)
             if plain is not None:
-                response = self._plain_hit(plain, self._date_line())
+                response = self._plain_hit(plain)
                 if response is not None:
                     if isinstance(response, bytes):
                         self.transport.write(response)  # type: ignore[union-attr]
@@ -340,7 +331,7 @@ class EdgeProtocol(asyncio.Protocol):
         # Pipelined requests are answered in order, one at a time (RFC 9112 §9.3.2).
         while self.queue and self.transport is not None:
             request, keep_alive = self.queue.popleft()
-            fast = self.server.proxy.plain.for_request(request, self.server.clock.date_line(), keep_alive)
+            fast = self.server.proxy.plain.for_request(request, keep_alive)
             if fast is not None:
                 if isinstance(fast, bytes):
                     self.transport.write(fast)

@@ -15,22 +15,38 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import aiohttp
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 
-from .cachekey import accept_class, encoding_class, primary_key, secondary_key, vary_fields
-from .collapsing import Fetched, Flight
-from .freshness import current_age, format_http_date, initial_age, parse_directives, response_policy
+from .cachekey import accept_class, encoding_class, primary_key, secondary_key
+from .collapsing import Fetched, Flight, HitForPass
+from .decision import Outcome, Reuse, cache_status, current_age, decide, stale_on_error, vary_fields, vary_matches
+from .fields import combined, field_lines
+from .freshness import cache_control, format_http_date, initial_age, response_policy
 from .messages import EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
 from .plain_hits import CACHEABLE_METHODS, PlainHits
-from .responses import RECOMPUTED, RangePlan, end_to_end, multipart_body, multipart_layout, not_modified, plan_range
+from .responses import (
+    OWN_FIELDS,
+    RECOMPUTED,
+    RangePlan,
+    end_to_end,
+    multipart_body,
+    multipart_layout,
+    not_modified,
+    plan_range,
+)
 from .store import Entry, Store
 from .streaming import ORIGIN_CHUNK, FileBody, HeadOnly, LocalStream, OriginBody, Segment, Transfer, segments_length
 
 logger = logging.getLogger(__name__)
 
 
-UNSAFE_FORWARDED = frozenset({"POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+NOT_FORWARDED = frozenset({"CONNECT", "TRACE"})
+"""CONNECT would make the edge a tunnel and TRACE echoes credentials (cross-site tracing): answered 405. Every
+other method, known or not, is forwarded and, on success, invalidates the URL (RFC 9111 §4.4)."""
+UNSHAREABLE_REASONS = frozenset({"private", "no-store", "set-cookie", "vary-star"})
+"""Policy reasons that make a response personal: collapsed followers never get it, and the key is passed
+straight to the origin for a while (hit-for-pass)."""
 
 
 class OriginUnavailable(Exception):
@@ -70,7 +86,8 @@ async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> tuple[lis
 
 def _request_signature(key: str, headers: Mapping[str, str]) -> str:
     """Requests that would get the same response from the origin (for collapsing)."""
-    return f"{key}|{accept_class(headers.get('Accept'))}|{encoding_class(headers.get('Accept-Encoding'))}"
+    accept, encoding = combined(headers, "Accept"), combined(headers, "Accept-Encoding")
+    return f"{key}|{accept_class(accept)}|{encoding_class(encoding)}"
 
 
 class CachingProxy:
@@ -84,6 +101,7 @@ class CachingProxy:
         self._inflight: dict[str, Flight] = {}
         self.stream_above = config.stream_threshold if config.stream_threshold is not None else store.max_memory_object
         self._revalidating: set[str] = set()
+        self._hit_for_pass = HitForPass()
         self._background: set[asyncio.Task[None]] = set()
         self.plain = PlainHits(store, metrics, self._find, name=config.name, via=self.via,
                                stream_above=self.stream_above)  # fmt: skip
@@ -97,10 +115,10 @@ class CachingProxy:
         try:
             if method in CACHEABLE_METHODS:
                 response, status_word = await self._cacheable(request)
-            elif method in UNSAFE_FORWARDED:
-                response, status_word = await self._pass_through(request), "bypass"
-            else:
+            elif method in NOT_FORWARDED:
                 response, status_word = self._error(405, "method not supported by the edge", "bypass"), "bypass"
+            else:
+                response, status_word = await self._pass_through(request), "bypass"
         except OriginUnavailable as exc:
             response, status_word = self._error(exc.status, exc.reason, "miss"), "miss"
         self.metrics.requests.labels(status_word, str(response.status)).inc()
@@ -112,7 +130,7 @@ class CachingProxy:
     def _find(self, key: str, request: EdgeRequest) -> Entry | None:
         authorized = "Authorization" in request.headers
         for entry in self.store.variants(key):
-            if secondary_key(entry.vary, request.headers) != entry.variant:
+            if not vary_matches(entry.vary, entry.variant, request.headers):
                 continue
             if authorized and not _shareable_with_authorization(entry):
                 continue
@@ -122,69 +140,71 @@ class CachingProxy:
     async def _cacheable(self, request: EdgeRequest) -> tuple[EdgeResponse, str]:
         key = self.plain.request_key(request)
         entry = self._find(key, request)
-        now = time.time()
         if entry is not None:
-            age = current_age(entry.initial_age, entry.response_time, now)
-            fresh = not entry.stale and age < entry.lifetime
-            if fresh:
-                return self._from_entry(request, entry, age, "HIT", "hit"), "hit"
-            swr_ok = (
-                not entry.stale and not entry.must_revalidate and age < entry.lifetime + entry.stale_while_revalidate
-            )
-            if swr_ok:
+            decision = decide(entry, time.time())
+            if decision.reuse is Reuse.FRESH:
+                return self._from_entry(request, entry, Outcome.HIT, ttl=decision.ttl), "hit"
+            if decision.reuse is Reuse.STALE_WHILE_REVALIDATE:
                 self._revalidate_in_background(request, key, entry)
-                return self._from_entry(request, entry, age, "STALE", "hit", detail="fwd=stale"), "stale"
+                return self._from_entry(request, entry, Outcome.STALE, ttl=decision.ttl, detail="fwd=stale"), "stale"
             try:
                 fetched = await self._fetch(request, key, validators_from=entry)
-            except OriginUnavailable:
-                if self._may_serve_stale_on_error(entry, age):
+            except OriginUnavailable as exc:
+                if stale_on_error(entry, decision.age, self.config.grace):
                     return self._from_entry(
-                        request, entry, age, "STALE", "hit", detail="fwd=stale; fwd-status=error"
+                        request, entry, Outcome.STALE, ttl=decision.ttl, detail=f'fwd=stale; detail="{exc.reason}"'
                     ), "stale"
                 raise
             if fetched.status == 304 and fetched.entry is not None:
-                refreshed = fetched.entry
-                age = current_age(refreshed.initial_age, refreshed.response_time, time.time())
-                return self._from_entry(request, refreshed, age, "REVALIDATED", "revalidated"), "revalidated"
-            if fetched.status >= 500 and self._may_serve_stale_on_error(entry, age):
                 return self._from_entry(
-                    request, entry, age, "STALE", "hit", detail="fwd=stale; fwd-status=5xx"
+                    request, fetched.entry, Outcome.REVALIDATED, detail="fwd=stale; fwd-status=304",
+                    extra=fetched.leader_only,
+                ), "revalidated"  # fmt: skip
+            if fetched.status >= 500 and stale_on_error(entry, decision.age, self.config.grace):
+                fetched.discard()
+                return self._from_entry(
+                    request, entry, Outcome.STALE, ttl=decision.ttl, detail=f"fwd=stale; fwd-status={fetched.status}"
                 ), "stale"
-            return self._from_fetched(request, fetched, "EXPIRED", "fwd=stale"), "expired"
+            return self._from_fetched(request, fetched, Outcome.EXPIRED, "fwd=stale"), "expired"
         fetched = await self._fetch(request, key, validators_from=None)
         if fetched.entry is not None or fetched.transfer is not None:
-            return self._from_fetched(request, fetched, "MISS", "fwd=miss; stored"), "miss"
+            return self._from_fetched(request, fetched, Outcome.MISS, "fwd=miss; stored"), "miss"
         if fetched.declined is not None:
-            return self._from_fetched(request, fetched, "MISS", "fwd=miss"), "miss"
-        return self._from_fetched(request, fetched, "BYPASS", "fwd=uri-miss"), "bypass"
-
-    def _may_serve_stale_on_error(self, entry: Entry, age: float) -> bool:
-        window = max(entry.stale_if_error, self.config.grace)
-        return age < entry.lifetime + window
+            return self._from_fetched(request, fetched, Outcome.MISS, "fwd=miss"), "miss"
+        return self._from_fetched(request, fetched, Outcome.BYPASS, "fwd=uri-miss"), "bypass"
 
     # ---- fetching (collapsed) ------------------------------------------------------------------
 
     async def _fetch(self, request: EdgeRequest, key: str, validators_from: Entry | None) -> Fetched:
-        if "Authorization" in request.headers:
+        """One origin response for this request: collapsed with identical requests in flight when, and only
+        when, the response is one a shared cache may give to all of them."""
+        if "Authorization" in request.headers or self._hit_for_pass.active(key):
             return await self._fetch_from_origin(request, key, validators_from)
         signature = _request_signature(key, request.headers)
         flight = self._inflight.get(signature)
-        if flight is not None:
+        # A fetch that began before a purge may bring back what the purge removed: a request that arrives
+        # after the purge never joins it (the fetch's own result is stored as stale, see ``_complete``).
+        if flight is not None and flight.generation == self.store.purge_generation:
             shared = await flight.follow()
             if shared is not None:
-                return shared
+                if shared.shared_as is not None and vary_matches(
+                    shared.shared_as.vary, shared.shared_as.variant, request.headers
+                ):
+                    return shared
+                shared.discard()  # a variant for other request headers (Vary: Cookie, ...): ask for our own
+                return await self._fetch_from_origin(request, key, validators_from)
             if flight.result is not None and flight.result.declined is not None:
                 # Storable, but streamed through unstored: collapse behind a new leader, whose fetch is stored
                 # (this is the object's second request), rather than each follower asking the origin.
                 return await self._fetch(request, key, validators_from)
-            # Not for sharing (uncacheable, or too large to store): this follower asks for its own, at once.
+            # Not for sharing (personal, an error, or too large to store): this follower asks for its own, at once.
             return await self._fetch_from_origin(request, key, validators_from)
-        flight = Flight()
+        flight = Flight(self.store.purge_generation)
         self._inflight[signature] = flight
         try:
             fetched = await self._fetch_from_origin(request, key, validators_from, flight.has_followers)
         except BaseException as exc:
-            del self._inflight[signature]
+            self._land(signature, flight)
             flight.fail(exc)
             raise
         transfer = fetched.transfer
@@ -192,7 +212,7 @@ class CachingProxy:
             # Requests arriving while the body streams in join it from byte 0, until it is stored.
             transfer.on_end(lambda: self._land(signature, flight))
         else:
-            del self._inflight[signature]
+            self._land(signature, flight)
         flight.resolve(fetched)
         return fetched
 
@@ -264,13 +284,21 @@ class CachingProxy:
     ) -> Fetched:
         response_time = time.time()
         status = response.status
-        raw_headers = end_to_end([(k, v) for k, v in response.headers.items()])
+        raw_headers = end_to_end(list(response.headers.items()))
         if status == 304 and validators_from is not None:
-            return Fetched(304, raw_headers, None, self._refresh(validators_from, raw_headers, request_time,
-                                                                 response_time))  # fmt: skip
-        if status >= 500:
+            refreshed = self._refresh(validators_from, raw_headers, request_time, response_time)
+            # The 304 answered this client's request: its cookies are for this client alone (RFC 9111 §3.5 does
+            # not let a shared cache keep them, and followers must never see them).
+            own = [(name, value) for name, value in raw_headers if name.lower() == "set-cookie"]
+            return Fetched(304, raw_headers, None, refreshed, shared_as=refreshed, leader_only=own)
+        if status >= 500 and validators_from is not None:
+            # Revalidation failed: the caller decides between the stale entry and this error; nothing is stored.
             return Fetched(status, raw_headers, await response.read(), None)
-        entry = self._storable_entry(request, key, status, raw_headers, request_time, response_time)
+        entry, reason = self._storable_entry(request, key, status, raw_headers, request_time, response_time)
+        if entry is None and reason in UNSHAREABLE_REASONS:
+            self._hit_for_pass.mark(key)
+        elif entry is not None:
+            self._hit_for_pass.clear(key)
         declared = response.content_length
         prefix: list[bytes] = []
         if declared is not None and declared <= self.stream_above:
@@ -284,14 +312,13 @@ class CachingProxy:
                 return self._complete(status, raw_headers, body, entry, generation, contended())
         size = max(declared or 0, sum(map(len, prefix)))
         if entry is not None and self.store.fits_disk(size) and (contended() or self.store.admits_to_disk(entry, size)):
-            return self._start_transfer(response, raw_headers, entry, prefix, declared, generation)
+            return self._start_transfer(response, entry.headers, entry, prefix, declared, generation)
         # Uncacheable, larger than the disk tier, or not admitted (admission remembers it for the next request):
         # straight through to this one client, not stored. A storable one is reported as the miss it is.
-        declined = entry
         stream = HeadOnly(declared) if request.method == "HEAD" else OriginBody(response, declared, prefix)
         if request.method == "HEAD":
             response.close()
-        return Fetched(status, raw_headers, None, None, stream=stream, shared=False, declined=declined)
+        return Fetched(status, raw_headers, None, None, stream=stream, declined=entry)
 
     def _start_transfer(
         self,
@@ -309,7 +336,7 @@ class CachingProxy:
         task = asyncio.get_running_loop().create_task(self._fill(transfer, response, entry, prefix, generation))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-        return Fetched(response.status, headers, None, None, stream=reader, transfer=transfer)
+        return Fetched(response.status, headers, None, None, stream=reader, transfer=transfer, shared_as=entry)
 
     async def _fill(
         self, transfer: Transfer, response: aiohttp.ClientResponse, entry: Entry, prefix: list[bytes], generation: int
@@ -364,23 +391,26 @@ class CachingProxy:
         headers: list[tuple[str, str]],
         request_time: float,
         response_time: float,
-    ) -> Entry | None:
-        """The entry this response would be stored as (size and staleness set once the body is in), or None."""
-        header_map = CIMultiDictProxy(CIMultiDict(headers))
+    ) -> tuple[Entry | None, str]:
+        """The entry this response would be stored as (size and staleness set once the body is in), or None; and
+        the policy's reason."""
         policy = response_policy(
             status,
-            header_map,
+            headers,
             now=response_time,
             request_has_authorization="Authorization" in request.headers,
             allow_set_cookie=self.config.allow_set_cookie,
         )
-        if not policy.storable or request.method == "HEAD":
+        vary = vary_fields(headers)
+        if not policy.storable or request.method == "HEAD" or vary is None:
             if policy.reason in {"no-store", "private"}:
                 # A new uncacheable response for this URL must not leave an old cacheable one behind.
                 self.store.remove_key(key)
-            return None
-        vary = vary_fields(header_map.get("Vary"))
-        return Entry(
+            return None, policy.reason if vary is not None else "vary-star"
+        if not field_lines(headers, "Date"):
+            # RFC 9110 §6.6.1: a recipient with a clock stores a response without Date with the time it arrived.
+            headers = [*headers, ("Date", format_http_date(response_time))]
+        entry = Entry(
             key=key,
             variant=secondary_key(vary, request.headers),
             path=request.path,
@@ -389,14 +419,16 @@ class CachingProxy:
             size=0,
             request_time=request_time,
             response_time=response_time,
-            initial_age=initial_age(header_map, request_time, response_time),
+            initial_age=initial_age(headers, request_time, response_time),
             lifetime=policy.lifetime,
             stale_while_revalidate=policy.stale_while_revalidate,
             stale_if_error=policy.stale_if_error,
             must_revalidate=policy.must_revalidate,
+            grace_allowed=policy.grace_allowed,
             vary=vary,
-            surrogate_keys=tuple(header_map.get("Surrogate-Key", "").split()),
+            surrogate_keys=tuple(" ".join(field_lines(headers, "Surrogate-Key")).split()),
         )
+        return entry, policy.reason
 
     def _complete(
         self,
@@ -408,31 +440,40 @@ class CachingProxy:
         contended: bool,
     ) -> Fetched:
         """A whole body: stored when storable and admitted (or ``contended``: wanted by collapsed followers too);
-        a declined one is still served from its entry."""
+        a declined one is still served from its entry. Only a storable response is ever shared with followers."""
         if entry is None:
             return Fetched(status, headers, body, None)
         entry.size = len(body)
         entry.stale = generation != self.store.purge_generation  # a purge raced this fetch: revalidate next time
         if self.store.put(entry, body=body, admitted=contended):
-            return Fetched(status, headers, body, entry)
+            return Fetched(status, entry.headers, body, entry, shared_as=entry)
         entry.body = body  # not kept: the response is still served from it, once
-        return Fetched(status, headers, body, None, declined=entry)
+        return Fetched(status, entry.headers, body, None, declined=entry, shared_as=entry)
 
     def _refresh(
         self, entry: Entry, headers: list[tuple[str, str]], request_time: float, response_time: float
     ) -> Entry:
-        """RFC 9111 §4.3.4: a 304 updates the stored headers and freshness, keeping the body."""
-        merged = dict((k.lower(), (k, v)) for k, v in entry.headers)
-        for name, value in headers:
-            if name.lower() not in {"content-length", "content-encoding", "transfer-encoding"}:
-                merged[name.lower()] = (name, value)
-        entry.headers = list(merged.values())
+        """RFC 9111 §4.3.4, §3.2: a 304 replaces the stored fields it carries (every line of each), keeping the body.
+
+        Not taken from it: the body's framing and coding (Content-Length, Content-Encoding, Transfer-Encoding),
+        and Set-Cookie, which is one client's and never stored by a shared cache."""
+        excluded = {"content-length", "content-encoding", "transfer-encoding", "set-cookie"}
+        replaced = {name.lower() for name, _ in headers} - excluded
+        kept = [(name, value) for name, value in entry.headers if name.lower() not in replaced]
+        entry.headers = kept + [(name, value) for name, value in headers if name.lower() in replaced]
         entry.hit_head = None  # the pre-serialised head carried the old headers
-        header_map = CIMultiDictProxy(CIMultiDict(entry.headers))
-        policy = response_policy(entry.status, header_map, now=response_time, allow_set_cookie=True)
+        policy = response_policy(entry.status, entry.headers, now=response_time,
+                                 allow_set_cookie=self.config.allow_set_cookie)  # fmt: skip
         entry.request_time, entry.response_time = request_time, response_time
-        entry.initial_age = initial_age(CIMultiDictProxy(CIMultiDict(headers)), request_time, response_time)
-        entry.lifetime = policy.lifetime if policy.storable else 0.0
+        entry.initial_age = initial_age(headers, request_time, response_time)
+        if policy.storable:
+            entry.lifetime = policy.lifetime
+            entry.stale_while_revalidate, entry.stale_if_error = policy.stale_while_revalidate, policy.stale_if_error
+            entry.must_revalidate, entry.grace_allowed = policy.must_revalidate, policy.grace_allowed
+        else:
+            # The origin no longer lets it be shared: every reuse asks it again, never stale.
+            entry.lifetime, entry.stale_while_revalidate, entry.stale_if_error = 0.0, 0.0, 0.0
+            entry.must_revalidate, entry.grace_allowed = True, False
         entry.stale = False
         if entry.tier == "disk":
             self.store._write_meta(entry)
@@ -457,21 +498,30 @@ class CachingProxy:
 
     # ---- building client responses -------------------------------------------------------------
 
-    def _cache_headers(self, headers: CIMultiDict[str], word: str, rfc_detail: str, age: float | None) -> None:
-        headers["X-Cache"] = word
-        headers["Cache-Status"] = f"{self.config.name}; {rfc_detail}"
+    def _cache_headers(
+        self, headers: CIMultiDict[str], outcome: Outcome, *, ttl: float | None, detail: str, age: float | None
+    ) -> None:
+        headers["X-Cache"] = outcome.value
+        headers["Cache-Status"] = cache_status(self.config.name, outcome, ttl=ttl, detail=detail)
         headers["Via"] = self.via
         if age is not None:
             headers["Age"] = str(int(age))
 
     def _from_entry(
-        self, request: EdgeRequest, entry: Entry, age: float, word: str, hit: str, detail: str | None = None
+        self,
+        request: EdgeRequest,
+        entry: Entry,
+        outcome: Outcome,
+        *,
+        ttl: float | None = None,
+        detail: str = "",
+        extra: list[tuple[str, str]] | None = None,
     ) -> EdgeResponse:
+        """A response from a stored entry. ``extra`` are fields for this client alone (its own Set-Cookie)."""
         headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in entry.headers if k.lower() not in RECOMPUTED)
-        rfc = "hit" if detail is None else detail
-        if word in ("HIT", "STALE") and detail is None:
-            rfc = f"hit; ttl={int(entry.lifetime - age)}"
-        self._cache_headers(headers, word, rfc, age)
+        for name, value in extra or ():
+            headers.add(name, value)
+        self._cache_headers(headers, outcome, ttl=ttl, detail=detail, age=current_age(entry, time.time()))
         if not_modified(entry, request.headers):
             for name in ("Content-Type", "Content-Length", "Content-Encoding"):
                 headers.popall(name, None)
@@ -516,14 +566,16 @@ class CachingProxy:
         assert path is not None
         return self._stream_response(request, status, headers, FileBody(path, segments))
 
-    def _from_fetched(self, request: EdgeRequest, fetched: Fetched, word: str, detail: str) -> EdgeResponse:
+    def _from_fetched(self, request: EdgeRequest, fetched: Fetched, outcome: Outcome, detail: str) -> EdgeResponse:
         entry = fetched.entry or (fetched.declined if fetched.stream is None else None)
         if entry is not None and fetched.status == 200:
             fetched.discard()
-            return self._from_entry(request, entry, 0.0, word, "miss", detail=detail)
-        headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in fetched.headers if k.lower() not in RECOMPUTED)
-        stored = entry is not None or fetched.transfer is not None
-        self._cache_headers(headers, word, detail, 0.0 if stored else None)
+            return self._from_entry(request, entry, outcome, detail=detail)
+        # Passed through as the origin sent it: its own Age and Date stay (RFC 9111 §5.1, RFC 9110 §6.6.1).
+        headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in fetched.headers if k.lower() not in OWN_FIELDS)
+        stored = fetched.shared_as if (fetched.entry is not None or fetched.transfer is not None) else None
+        age = current_age(stored, time.time()) if stored is not None else None
+        self._cache_headers(headers, outcome, ttl=None, detail=detail, age=age)
         if fetched.stream is not None:
             return self._stream_response(request, fetched.status, headers, fetched.stream)
         return self._body_response(request, fetched.status, headers, fetched.body or b"")
@@ -548,7 +600,8 @@ class CachingProxy:
 
     def _error(self, status: int, reason: str, word: str) -> EdgeResponse:
         headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "text/plain; charset=utf-8"})
-        self._cache_headers(headers, word.upper(), f'fwd=miss; detail="{reason}"', None)
+        outcome = Outcome.BYPASS if word == "bypass" else Outcome.MISS
+        self._cache_headers(headers, outcome, ttl=None, detail=f'fwd=miss; detail="{reason}"', age=None)
         headers["Cache-Control"] = "no-store"
         return EdgeResponse(status, headers, f"{status} {reason}\n".encode())
 
@@ -565,7 +618,7 @@ class CachingProxy:
                 self.metrics.origin_requests.labels(str(response.status)).inc()
                 body = await self._read_body(response)
                 out: CIMultiDict[str] = CIMultiDict(
-                    (k, v) for k, v in end_to_end(list(response.headers.items())) if k.lower() not in RECOMPUTED
+                    (k, v) for k, v in end_to_end(list(response.headers.items())) if k.lower() not in OWN_FIELDS
                 )
                 status = response.status
         except TimeoutError as exc:
@@ -580,7 +633,7 @@ class CachingProxy:
                     path = _same_host_path(target, request.host)
                     if path is not None:
                         self.store.remove_key(primary_key(*path))
-        self._cache_headers(out, "BYPASS", "fwd=method", None)
+        self._cache_headers(out, Outcome.BYPASS, ttl=None, detail="fwd=method", age=None)
         return EdgeResponse(status, out, body)
 
     async def close(self) -> None:
@@ -592,7 +645,7 @@ class CachingProxy:
 
 def _shareable_with_authorization(entry: Entry) -> bool:
     """RFC 9111 §3.5: stored responses may answer requests with Authorization only when they said so."""
-    directives = parse_directives(entry.header("Cache-Control"))
+    directives = cache_control(entry.headers)
     return "public" in directives or "s-maxage" in directives or "must-revalidate" in directives
 
 

@@ -17,8 +17,11 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
      "trailer", "transfer-encoding", "upgrade"}
 )  # fmt: skip
-# Headers aiohttp computes itself for the client; copying the stored ones would duplicate them.
-RECOMPUTED = frozenset({"content-length", "date", "server", "age", "x-cache", "cache-status", "via"})
+OWN_FIELDS = frozenset({"content-length", "x-cache", "cache-status", "via"})
+"""Fields the edge writes itself on every response it forwards: the framing, and what it says about itself."""
+RECOMPUTED = OWN_FIELDS | {"age"}
+"""... and on responses from storage, Age too (RFC 9111 §4.2.3: the current age, not the stored one). Date is
+kept: it says when the origin made the response (RFC 9110 §6.6.1), and stored responses always have one."""
 
 
 def end_to_end(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -8,7 +8,6 @@ import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -17,7 +16,6 @@ from aiohttp import web
 from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
 
 from .admin import AdminState, admin_app
-from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
 from .protocol import HttpToolsServer, Limits
 from .proxy import CachingProxy, EdgeConfig
@@ -46,55 +44,8 @@ class EdgeSettings:
     max_connections: int = 10_000
     idle_timeout: float = 75.0
     header_timeout: float = 10.0
-    server: str = "httptools"
-    """Data-port implementation: "httptools" (the measured-faster default) or "aiohttp"."""
     cache_policy: str = DEFAULT_POLICY
     """Each tier's admission and eviction (``tiers.POLICY_NAMES``); the default was chosen on traces."""
-
-
-def aiohttp_handler(proxy: CachingProxy) -> Any:
-    """The aiohttp adapter: aiohttp's request in, the proxy's neutral response out."""
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read() if request.method not in ("GET", "HEAD") and request.can_read_body else b""
-        response = await proxy.handle(
-            EdgeRequest(
-                method=request.method, path=request.path, query_string=request.query_string,
-                target=request.rel_url.raw_path_qs, headers=request.headers, remote=request.remote or "",
-                host=request.host, body=body,
-            )
-        )  # fmt: skip
-        if response.stream is not None:
-            return await _send_stream(request, response, response.stream)
-        return web.Response(status=response.status, headers=response.headers, body=response.body or None)
-
-    return handle
-
-
-async def _send_stream(request: web.Request, response: EdgeResponse, stream: BodyStream) -> web.StreamResponse:
-    """A large body through aiohttp: ``write`` drains the transport, so a slow client holds one chunk plus buffer.
-
-    On a failed stream the transport is aborted before aiohttp can end the body (its final chunk would make a
-    short body look complete).
-    """
-    out = web.StreamResponse(status=response.status, headers=response.headers)
-    try:
-        if stream.length is not None:
-            out.content_length = stream.length
-        await out.prepare(request)
-        if not response.head_only and request.method != "HEAD":
-            async for chunk in stream:
-                await out.write(chunk)
-    except StreamAborted as exc:
-        logger.warning("Aborted the response to %s %s: %s", request.method, request.path, exc)
-        out.force_close()
-        if request.transport is not None:
-            request.transport.abort()
-    except ConnectionError:
-        out.force_close()  # the client went away
-    finally:
-        await stream.aclose()
-    return out
 
 
 def origin_session() -> aiohttp.ClientSession:
@@ -140,18 +91,13 @@ class Edge:
                        allow_set_cookie=self.settings.allow_set_cookie),
             self.store, self.metrics, self._session,
         )  # fmt: skip
-        if self.settings.server == "httptools":
-            limits = Limits(
-                idle_timeout=self.settings.idle_timeout,
-                header_timeout=self.settings.header_timeout,
-                max_connections=self.settings.max_connections,
-            )
-            self._data_server = HttpToolsServer(self._proxy, limits)
-            self.data_port = await self._data_server.start(*self.settings.listen)
-        else:
-            data = web.Application(client_max_size=64 * 1024 * 1024)
-            data.router.add_route("*", "/{tail:.*}", aiohttp_handler(self._proxy))
-            self.data_port = await self._serve(data, self.settings.listen)
+        limits = Limits(
+            idle_timeout=self.settings.idle_timeout,
+            header_timeout=self.settings.header_timeout,
+            max_connections=self.settings.max_connections,
+        )
+        self._data_server = HttpToolsServer(self._proxy, limits)
+        self.data_port = await self._data_server.start(*self.settings.listen)
         self._flush_metrics()
         admin = admin_app(self.admin_token, self.store, self.metrics, self.admin_state)
         self.admin_port = await self._serve(admin, self.settings.admin_listen)

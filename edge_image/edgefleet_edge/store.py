@@ -54,6 +54,8 @@ class Entry:
     surrogate_keys: tuple[str, ...]
     stale: bool = False
     """Soft-purged: serve only after revalidation."""
+    grace_allowed: bool = True
+    """Whether the edge's grace may serve it stale when the origin fails (``freshness.Policy.grace_allowed``)."""
     body: bytes | None = field(default=None, repr=False)
     tier: Tier = "memory"
     hit_head: bytes | None = field(default=None, repr=False, compare=False)

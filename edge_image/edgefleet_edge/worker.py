@@ -21,8 +21,6 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from edgefleet.bus import PurgeMessage
 from edgefleet.logs import configure_logging
 
@@ -31,7 +29,7 @@ from .metrics import EdgeMetrics
 from .protocol import HttpToolsServer, Limits
 from .proxy import CachingProxy, EdgeConfig
 from .purging import apply_purge
-from .server import EdgeSettings, aiohttp_handler, origin_session
+from .server import EdgeSettings, origin_session
 from .shared_disk import SharedDiskIndex
 from .shared_store import SharedStore
 from .store import Store
@@ -128,22 +126,13 @@ class Worker:
             self.store, self.metrics, session,
         )  # fmt: skip
         data_server: HttpToolsServer | None = None
-        runner: web.AppRunner | None = None
         try:
             # Answered only when no purge is in flight: from here on this worker receives every purge.
             await self.channel.request("hello", pid=os.getpid(), worker=self.number)
-            if s.server == "httptools":
-                limits = Limits(idle_timeout=s.idle_timeout, header_timeout=s.header_timeout,
-                                max_connections=s.max_connections)  # fmt: skip
-                data_server = HttpToolsServer(proxy, limits)
-                await data_server.start_on(self.listen)
-            else:
-                app = web.Application(client_max_size=64 * 1024 * 1024)
-                app.router.add_route("*", "/{tail:.*}", aiohttp_handler(proxy))
-                runner = web.AppRunner(app, access_log=None, keepalive_timeout=s.idle_timeout,
-                                       handler_cancellation=True, max_line_size=8190, max_field_size=8190)  # fmt: skip
-                await runner.setup()
-                await web.SockSite(runner, self.listen, backlog=1024).start()
+            limits = Limits(idle_timeout=s.idle_timeout, header_timeout=s.header_timeout,
+                            max_connections=s.max_connections)  # fmt: skip
+            data_server = HttpToolsServer(proxy, limits)
+            await data_server.start_on(self.listen)
             self.channel.notify("serving", pid=os.getpid(), worker=self.number)
             self._flush_metrics()
             gc.freeze()  # start-up's objects live as long as the process (as in cli.serve)
@@ -162,8 +151,6 @@ class Worker:
             self.metrics.flush()
             if data_server is not None:
                 await data_server.stop()
-            if runner is not None:
-                await runner.cleanup()
             await proxy.close()
             await session.close()
             await self.channel.close()
