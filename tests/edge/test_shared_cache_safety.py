@@ -242,9 +242,7 @@ async def test_a_5xx_with_explicit_freshness_is_cached(edge: EdgeUnderTest) -> N
     assert edge.origin.count("/maintenance") == 1
 
 
-@pytest.mark.parametrize(
-    ("status", "stored"), [(200, True), (299, False)], ids=["understood-status", "unknown-status"]
-)
+@pytest.mark.parametrize(("status", "stored"), [(200, True), (299, False)], ids=["understood-status", "unknown-status"])
 async def test_must_understand_stores_only_statuses_the_cache_understands(
     edge: EdgeUnderTest, status: int, stored: bool
 ) -> None:
