@@ -39,6 +39,8 @@ class Fetched:
     """The storable entry this response is (stored or not): only then may collapsed followers be given it."""
     leader_only: list[tuple[str, str]] = field(default_factory=list)
     """Fields for the leader's client alone (the Set-Cookie of the 304 that revalidated for it)."""
+    interim: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
+    """The origin's 1xx responses before this one: forwarded to the leader's client only."""
     declined: Entry | None = None
     """A storable response the store's admission did not keep: a whole body is served from this entry;
     a streamed one passes through (its next request may be stored)."""
@@ -47,8 +49,8 @@ class Fetched:
         if self.shared_as is None or (self.stream is not None and self.transfer is None):
             return None
         if self.transfer is not None:
-            return dataclasses.replace(self, stream=self.transfer.reader(), leader_only=[])
-        return dataclasses.replace(self, leader_only=[])
+            return dataclasses.replace(self, stream=self.transfer.reader(), leader_only=[], interim=[])
+        return dataclasses.replace(self, leader_only=[], interim=[])
 
     def discard(self) -> None:
         """Release the body stream of a response nobody will send."""

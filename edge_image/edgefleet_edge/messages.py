@@ -25,6 +25,7 @@ class EdgeRequest:
     remote: str = ""
     host: str = ""
     body: bytes = b""
+    http_version: str = "1.1"
 
 
 class StreamAborted(Exception):
@@ -56,3 +57,5 @@ class EdgeResponse:
     """HEAD: send the headers (with the body's Content-Length), not the body."""
     stream: BodyStream | None = None
     """When set, the body is this stream and ``body`` is unused."""
+    interim: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
+    """Interim (1xx) responses from the origin, sent before this one to an HTTP/1.1 client (RFC 9110 §15.2)."""

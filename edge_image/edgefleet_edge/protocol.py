@@ -319,6 +319,7 @@ class EdgeProtocol(asyncio.Protocol):
             remote=self.remote,
             host=headers.get("Host", ""),
             body=b"".join(self.body_parts),
+            http_version=self.parser.get_http_version(),
         )
         self.queue.append((request, self.parser.should_keep_alive()))
         self.between_messages = True
@@ -347,6 +348,9 @@ class EdgeProtocol(asyncio.Protocol):
                 logger.exception("Edge failed to answer %s %s", request.method, request.target)
                 response = EdgeResponse(500, CIMultiDict({"Content-Type": "text/plain"}), b"500 internal error\n")
                 keep_alive = False
+            if response.interim and request.http_version == "1.1" and self.transport is not None:
+                # RFC 9110 §15.2: interim responses go to HTTP/1.1 clients only, before the final one.
+                self.transport.write(b"".join(head(status, fields) for status, fields in response.interim))
             if response.stream is not None:
                 if not await self._send_stream(response, response.stream, keep_alive):
                     return

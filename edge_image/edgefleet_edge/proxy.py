@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import aiohttp
 from multidict import CIMultiDict
 
 from .cachekey import accept_class, encoding_class, primary_key, secondary_key
@@ -24,6 +23,7 @@ from .fields import combined, field_lines
 from .freshness import cache_control, format_http_date, initial_age, response_policy
 from .messages import EdgeRequest, EdgeResponse, StreamAborted
 from .metrics import EdgeMetrics
+from .origin_client import OriginError, OriginPool, OriginResponse, OriginTimeout
 from .plain_hits import CACHEABLE_METHODS, PlainHits
 from .responses import (
     OWN_FIELDS,
@@ -36,7 +36,7 @@ from .responses import (
     plan_range,
 )
 from .store import Entry, Store
-from .streaming import ORIGIN_CHUNK, FileBody, HeadOnly, LocalStream, OriginBody, Segment, Transfer, segments_length
+from .streaming import FileBody, HeadOnly, LocalStream, OriginBody, Segment, Transfer, segments_length
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,13 @@ other method, known or not, is forwarded and, on success, invalidates the URL (R
 UNSHAREABLE_REASONS = frozenset({"private", "no-store", "set-cookie", "vary-star"})
 """Policy reasons that make a response personal: collapsed followers never get it, and the key is passed
 straight to the origin for a while (hit-for-pass)."""
+
+
+_NOT_TO_ORIGIN = frozenset(
+    {"host", "content-length", "if-none-match", "if-modified-since", "range", "if-range", "expect"}
+)
+"""Request fields the edge sets itself (Host, framing, its own validators), or that no longer apply: it fetches
+whole representations (no Range), and has the whole request body already (no Expect)."""
 
 
 class OriginUnavailable(Exception):
@@ -72,11 +79,11 @@ class EdgeConfig:
     whole. None: the memory tier's largest object, since a larger body could only be stored on disk anyway."""
 
 
-async def _read_up_to(response: aiohttp.ClientResponse, limit: int) -> tuple[list[bytes], bool]:
+async def _read_up_to(response: OriginResponse, limit: int) -> tuple[list[bytes], bool]:
     """Read a body of unknown size until it ends (True) or passes ``limit`` (False)."""
     chunks: list[bytes] = []
     total = 0
-    async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+    async for chunk in response.iter_chunks():
         chunks.append(chunk)
         total += len(chunk)
         if total > limit:
@@ -91,12 +98,11 @@ def _request_signature(key: str, headers: Mapping[str, str]) -> str:
 
 
 class CachingProxy:
-    def __init__(self, config: EdgeConfig, store: Store, metrics: EdgeMetrics, session: aiohttp.ClientSession) -> None:
+    def __init__(self, config: EdgeConfig, store: Store, metrics: EdgeMetrics, origin: OriginPool) -> None:
         self.config = config
         self.store = store
         self.metrics = metrics
-        self.session = session
-        self.origin = config.origin.rstrip("/")
+        self.origin = origin
         self.via = f"1.1 {config.name} (edgefleet)"
         self._inflight: dict[str, Flight] = {}
         self.stream_above = config.stream_threshold if config.stream_threshold is not None else store.max_memory_object
@@ -223,7 +229,7 @@ class CachingProxy:
     def _origin_headers(self, request: EdgeRequest) -> CIMultiDict[str]:
         headers: CIMultiDict[str] = CIMultiDict()
         for name, value in end_to_end(list(request.headers.items())):
-            if name.lower() in {"host", "content-length", "if-none-match", "if-modified-since", "range", "if-range"}:
+            if name.lower() in _NOT_TO_ORIGIN:
                 continue
             headers.add(name, value)
         peer = request.remote or ""
@@ -250,24 +256,24 @@ class CachingProxy:
         generation = self.store.purge_generation
         request_time = time.time()
         began = time.monotonic()
-        url = self.origin + request.target
         try:
-            response = await self.session.get(url, headers=headers, allow_redirects=False)
+            response = await self.origin.request("GET", request.target, headers.items())
             try:
                 self.metrics.origin_duration.observe(time.monotonic() - began)
                 self.metrics.origin_requests.labels(str(response.status)).inc()
                 fetched = await self._receive(
                     request, key, validators_from, response, request_time, generation, contended
                 )
+                fetched.interim = _forwarded_interim(response)
             except BaseException:
                 response.close()
                 raise
-        except TimeoutError as exc:
+        except OriginTimeout as exc:
             self.metrics.origin_requests.labels("timeout").inc()
             raise OriginUnavailable(504, "origin timed out") from exc
-        except aiohttp.ClientError as exc:
+        except OriginError as exc:
             self.metrics.origin_requests.labels("error").inc()
-            raise OriginUnavailable(502, f"origin unreachable: {type(exc).__name__}") from exc
+            raise OriginUnavailable(502, "origin unreachable") from exc
         if fetched.stream is None:
             response.release()  # the body was read whole; a stream owns the response until it is closed
         return fetched
@@ -277,14 +283,14 @@ class CachingProxy:
         request: EdgeRequest,
         key: str,
         validators_from: Entry | None,
-        response: aiohttp.ClientResponse,
+        response: OriginResponse,
         request_time: float,
         generation: int,
         contended: Callable[[], bool],
     ) -> Fetched:
         response_time = time.time()
         status = response.status
-        raw_headers = end_to_end(list(response.headers.items()))
+        raw_headers = end_to_end(response.raw_headers)
         if status == 304 and validators_from is not None:
             refreshed = self._refresh(validators_from, raw_headers, request_time, response_time)
             # The 304 answered this client's request: its cookies are for this client alone (RFC 9111 §3.5 does
@@ -322,7 +328,7 @@ class CachingProxy:
 
     def _start_transfer(
         self,
-        response: aiohttp.ClientResponse,
+        response: OriginResponse,
         headers: list[tuple[str, str]],
         entry: Entry,
         prefix: list[bytes],
@@ -339,14 +345,14 @@ class CachingProxy:
         return Fetched(response.status, headers, None, None, stream=reader, transfer=transfer, shared_as=entry)
 
     async def _fill(
-        self, transfer: Transfer, response: aiohttp.ClientResponse, entry: Entry, prefix: list[bytes], generation: int
+        self, transfer: Transfer, response: OriginResponse, entry: Entry, prefix: list[bytes], generation: int
     ) -> None:
         """Receive the whole body into the transfer's file, at the origin's pace; store it only when whole."""
         try:
             for chunk in prefix:
                 transfer.write(chunk)
             prefix.clear()
-            async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+            async for chunk in response.iter_chunks():
                 transfer.write(chunk)
             if transfer.length is not None and transfer.written != transfer.length:
                 raise StreamAborted(f"origin sent {transfer.written} of {transfer.length} bytes")
@@ -354,7 +360,7 @@ class CachingProxy:
             entry.stale = generation != self.store.purge_generation  # a purge raced this fetch
             # Moves the file in (admission was asked before the transfer began), or removes it if it cannot fit.
             self.store.put(entry, body_file=transfer.path, admitted=True)
-        except (aiohttp.ClientError, TimeoutError, OSError, StreamAborted) as exc:
+        except (OriginError, TimeoutError, OSError, StreamAborted) as exc:
             logger.warning("Origin body for %s failed after %d bytes: %s", entry.key, transfer.written,
                            exc or type(exc).__name__)  # fmt: skip
             transfer.fail()
@@ -363,20 +369,17 @@ class CachingProxy:
             transfer.fail()
             raise
         finally:
-            if response.content.is_eof():
-                response.release()
-            else:
-                response.close()
+            response.release()  # back to the pool only if the body arrived whole
         transfer.finish()
 
-    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+    async def _read_body(self, response: OriginResponse) -> bytes:
         """Unsafe-method responses are read whole, up to ``max_body_in_flight``."""
         declared = response.content_length
         if declared is not None and declared > self.config.max_body_in_flight:
             raise OriginUnavailable(502, "origin response too large for this edge")
         chunks = []
         total = 0
-        async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+        async for chunk in response.iter_chunks():
             total += len(chunk)
             if total > self.config.max_body_in_flight:
                 raise OriginUnavailable(502, "origin response too large for this edge")
@@ -577,8 +580,11 @@ class CachingProxy:
         age = current_age(stored, time.time()) if stored is not None else None
         self._cache_headers(headers, outcome, ttl=None, detail=detail, age=age)
         if fetched.stream is not None:
-            return self._stream_response(request, fetched.status, headers, fetched.stream)
-        return self._body_response(request, fetched.status, headers, fetched.body or b"")
+            answer = self._stream_response(request, fetched.status, headers, fetched.stream)
+        else:
+            answer = self._body_response(request, fetched.status, headers, fetched.body or b"")
+        answer.interim = fetched.interim
+        return answer
 
     def _stream_response(
         self, request: EdgeRequest, status: int, headers: CIMultiDict[str], stream: LocalStream
@@ -610,21 +616,21 @@ class CachingProxy:
     async def _pass_through(self, request: EdgeRequest) -> EdgeResponse:
         """Forward unsafe methods; a non-error answer invalidates what we store for the URL (RFC 9111 §4.4)."""
         headers = self._origin_headers(request)
-        url = self.origin + request.target
         try:
-            async with self.session.request(
-                request.method, url, headers=headers, data=request.body, allow_redirects=False
-            ) as response:
+            response = await self.origin.request(request.method, request.target, headers.items(), request.body)
+            try:
                 self.metrics.origin_requests.labels(str(response.status)).inc()
                 body = await self._read_body(response)
-                out: CIMultiDict[str] = CIMultiDict(
-                    (k, v) for k, v in end_to_end(list(response.headers.items())) if k.lower() not in OWN_FIELDS
-                )
-                status = response.status
-        except TimeoutError as exc:
+            finally:
+                response.release()
+            out: CIMultiDict[str] = CIMultiDict(
+                (k, v) for k, v in end_to_end(response.raw_headers) if k.lower() not in OWN_FIELDS
+            )
+            status = response.status
+        except OriginTimeout as exc:
             raise OriginUnavailable(504, "origin timed out") from exc
-        except aiohttp.ClientError as exc:
-            raise OriginUnavailable(502, f"origin unreachable: {type(exc).__name__}") from exc
+        except OriginError as exc:
+            raise OriginUnavailable(502, "origin unreachable") from exc
         if status < 400:
             self.store.remove_key(primary_key(request.path, request.query_string))
             for name in ("Location", "Content-Location"):
@@ -634,13 +640,20 @@ class CachingProxy:
                     if path is not None:
                         self.store.remove_key(primary_key(*path))
         self._cache_headers(out, Outcome.BYPASS, ttl=None, detail="fwd=method", age=None)
-        return EdgeResponse(status, out, body)
+        return EdgeResponse(status, out, body, interim=_forwarded_interim(response))
 
     async def close(self) -> None:
         for task in list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _forwarded_interim(response: OriginResponse) -> list[tuple[int, list[tuple[str, str]]]]:
+    """The origin's 1xx responses a proxy forwards (RFC 9110 §15.2): all but 100 Continue, which answered the
+    edge's own request (the edge already holds the whole body), and 101, which it never asks for."""
+    return [(interim.status, end_to_end(interim.headers)) for interim in response.interim
+            if interim.status not in (100, 101)]  # fmt: skip
 
 
 def _shareable_with_authorization(entry: Entry) -> bool:

@@ -9,7 +9,6 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
@@ -17,6 +16,7 @@ from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
 
 from .admin import AdminState, admin_app
 from .metrics import EdgeMetrics
+from .origin_client import OriginPool
 from .protocol import HttpToolsServer, Limits
 from .proxy import CachingProxy, EdgeConfig
 from .purging import BusPurgeApplier, follow_purge_bus
@@ -48,14 +48,9 @@ class EdgeSettings:
     """Each tier's admission and eviction (``tiers.POLICY_NAMES``); the default was chosen on traces."""
 
 
-def origin_session() -> aiohttp.ClientSession:
-    """The client the proxy fetches from the origin with (one per process)."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-        # No total timeout: a large body may take longer than any fixed bound; a stalled origin does not.
-        timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=30),
-        auto_decompress=False,
-    )
+def origin_pool(settings: EdgeSettings) -> OriginPool:
+    """The connections the proxy fetches from the origin with (one pool per process)."""
+    return OriginPool(settings.origin, limit=256, keepalive=30.0, connect_timeout=5.0, read_timeout=30.0)
 
 
 class Edge:
@@ -73,7 +68,7 @@ class Edge:
         self.admin_token = token
         self._runners: list[web.AppRunner] = []
         self._data_server: HttpToolsServer | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._origin: OriginPool | None = None
         self._proxy: CachingProxy | None = None
         self._consumer_task: asyncio.Task[None] | None = None
         self._redis: aioredis.Redis | None = None
@@ -85,11 +80,11 @@ class Edge:
         loaded = await asyncio.to_thread(self.store.load_disk)
         if loaded:
             logger.info("Loaded %d cached objects from %s", loaded, self.settings.cache_dir)
-        self._session = origin_session()
+        self._origin = origin_pool(self.settings)
         self._proxy = CachingProxy(
             EdgeConfig(name=self.settings.name, origin=self.settings.origin, grace=self.settings.grace,
                        allow_set_cookie=self.settings.allow_set_cookie),
-            self.store, self.metrics, self._session,
+            self.store, self.metrics, self._origin,
         )  # fmt: skip
         limits = Limits(
             idle_timeout=self.settings.idle_timeout,
@@ -150,7 +145,7 @@ class Edge:
             await runner.cleanup()
         if self._proxy is not None:
             await self._proxy.close()
-        if self._session is not None:
-            await self._session.close()
+        if self._origin is not None:
+            await self._origin.close()
         if self._redis is not None:
             await self._redis.aclose()

@@ -19,15 +19,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-import aiohttp
-
 from .messages import BodyStream, StreamAborted
+from .origin_client import OriginError, OriginResponse
 
 FILE_CHUNK = 256 * 1024
 """Bytes read from a body file per step: large enough that per-chunk overhead vanishes, small next to any body
 worth streaming."""
-ORIGIN_CHUNK = 64 * 1024
-"""Bytes read from the origin per step (aiohttp's read buffer, so the origin is paused beyond it)."""
 
 Segment = bytes | tuple[int, int]
 """Literal bytes, or (offset, count) of a body file: what a range or multipart response is made of."""
@@ -103,8 +100,8 @@ class OriginBody:
     ``prefix`` holds what was already read while finding out that the body is large.
     """
 
-    def __init__(self, response: aiohttp.ClientResponse, length: int | None, prefix: Sequence[bytes] = ()) -> None:
-        self._response: aiohttp.ClientResponse | None = response
+    def __init__(self, response: OriginResponse, length: int | None, prefix: Sequence[bytes] = ()) -> None:
+        self._response: OriginResponse | None = response
         self._prefix = list(prefix)
         self.length = length
 
@@ -118,21 +115,18 @@ class OriginBody:
             sent += len(chunk)
             yield chunk
         try:
-            async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+            async for chunk in response.iter_chunks():
                 sent += len(chunk)
                 yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (OriginError, TimeoutError) as exc:
             raise StreamAborted(f"origin failed mid-body: {type(exc).__name__}") from exc
         if self.length is not None and sent != self.length:
             raise StreamAborted(f"origin sent {sent} of {self.length} bytes")
 
     def close(self) -> None:
         if self._response is not None:
-            # An unread remainder cannot go back to the pool: close drops the connection, release keeps it.
-            if self._response.content.is_eof():
-                self._response.release()
-            else:
-                self._response.close()
+            # An unread remainder cannot go back to the pool: release keeps the connection only when it is whole.
+            self._response.release()
             self._response = None
 
     async def aclose(self) -> None:

@@ -29,7 +29,7 @@ from .metrics import EdgeMetrics
 from .protocol import HttpToolsServer, Limits
 from .proxy import CachingProxy, EdgeConfig
 from .purging import apply_purge
-from .server import EdgeSettings, origin_session
+from .server import EdgeSettings, origin_pool
 from .shared_disk import SharedDiskIndex
 from .shared_store import SharedStore
 from .store import Store
@@ -119,11 +119,11 @@ class Worker:
             loop.add_signal_handler(sig, self.stopping.set)
         self.channel = await ControlChannel.open(self.control_socket, self.handle)
         reader = loop.create_task(self.channel.run())
-        session = origin_session()
+        origin = origin_pool(self.settings)
         s = self.settings
         proxy = CachingProxy(
             EdgeConfig(name=s.name, origin=s.origin, grace=s.grace, allow_set_cookie=s.allow_set_cookie),
-            self.store, self.metrics, session,
+            self.store, self.metrics, origin,
         )  # fmt: skip
         data_server: HttpToolsServer | None = None
         try:
@@ -152,7 +152,7 @@ class Worker:
             if data_server is not None:
                 await data_server.stop()
             await proxy.close()
-            await session.close()
+            await origin.close()
             await self.channel.close()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
