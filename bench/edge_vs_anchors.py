@@ -84,15 +84,14 @@ def run_all(duration: int, connections: int, rounds: int = 3) -> dict[str, dict[
 
         caches: dict[str, int] = {}
         pids: dict[str, int] = {}
-        for server in ("aiohttp", "httptools"):
-            edge, edge_admin = free_port(), free_port()
-            proc = stack.enter_context(process(edgefleet("edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen",
-                                                  f"127.0.0.1:{edge_admin}", "--origin", f"http://127.0.0.1:{origin}",
-                                                  "--memory", "256Mi", "--log-level", "WARNING", "--server", server),
-                                        work / f"edge-{server}.log", cpu=0))  # fmt: skip
-            wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
-            caches[f"edge ({server})"] = edge
-            pids[f"edge ({server})"] = proc.pid
+        edge, edge_admin = free_port(), free_port()
+        proc = stack.enter_context(process(edgefleet("edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen",
+                                              f"127.0.0.1:{edge_admin}", "--origin", f"http://127.0.0.1:{origin}",
+                                              "--memory", "256Mi", "--log-level", "WARNING"),
+                                    work / "edge.log", cpu=0))  # fmt: skip
+        wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
+        caches["edge"] = edge
+        pids["edge"] = proc.pid
 
         if shutil.which("nginx"):
             port = free_port()

@@ -74,6 +74,8 @@ def recognise_plain(data: bytes, max_headers: int = 100) -> PlainRequest | None:
     if block.count(b"\r\n") > max_headers:
         return None
     lowered = block.lower()
+    if lowered.count(b"\r\nhost:") != 1:
+        return None  # RFC 9112 §3.2: exactly one Host, or the parser's 400
     try:
         return (
             method == b"HEAD",

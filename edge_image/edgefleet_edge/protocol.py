@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 from collections import deque
@@ -51,6 +52,8 @@ class Limits:
     max_headers: int = 100
     max_body: int = 64 * 1024 * 1024
     header_timeout: float = 10.0
+    body_timeout: float = 15.0
+    """The longest wait for the next part of a request body (a slow upload is fine, a stalled one is not)."""
     idle_timeout: float = 75.0
     max_connections: int = 10_000
 
@@ -108,6 +111,9 @@ def _plain(status: int, reason: str) -> bytes:
     )
 
 
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [!-~]+ HTTP/\d\.\d\r\n")
+
+
 class _Reject(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -134,6 +140,17 @@ class HttpToolsServer:
         self._server = await loop.create_server(lambda: EdgeProtocol(self), sock=sock, backlog=1024)
         return int(sock.getsockname()[1])
 
+    def shed_one(self) -> bool:
+        """At the connection cap, close the connection that has waited longest without being answered (idle, or
+        stalled mid-request) to make room: a cap filled by clients that send nothing must not lock out one that
+        does. False when every connection is being answered."""
+        waiting = [c for c in self.connections if c.waiting()]
+        if not waiting:
+            return False
+        victim = min(waiting, key=lambda connection: connection.last_active)
+        victim.shed()
+        return True
+
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
@@ -158,6 +175,7 @@ class EdgeProtocol(asyncio.Protocol):
         self._plain_hit = server.proxy.plain.for_recognised  # bound once: they run for every hit
         self._max_headers = server.limits.max_headers
         self.last_active = self.loop.time()
+        self.eof = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reset()
@@ -167,7 +185,7 @@ class EdgeProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
-        if len(self.server.connections) >= self.limits.max_connections:
+        if len(self.server.connections) >= self.limits.max_connections and not self.server.shed_one():
             self.transport.write(_plain(503, "too many connections"))
             self.transport.close()
             return
@@ -175,6 +193,12 @@ class EdgeProtocol(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
         self._arm(self.limits.idle_timeout, self._idle)
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed (shut its sending side, as ``curl`` and load balancers may): answer what it has
+        asked, then close; with nothing left to answer, close now."""
+        self.eof = True
+        return None if self.waiting() else True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -210,6 +234,17 @@ class EdgeProtocol(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def waiting(self) -> bool:
+        """Nothing is being answered on this connection: it is idle, or waits for the rest of a request."""
+        return not self.queue and (self.worker is None or self.worker.done())
+
+    def shed(self) -> None:
+        self.server.connections.discard(self)
+        if self.between_messages:
+            self.close()
+        else:
+            self._reject(503, "the edge is at its connection limit")
+
     def _arm(self, delay: float, callback: object) -> None:
         self._disarm()
         self.timer = self.loop.call_later(delay, callback)  # type: ignore[arg-type]
@@ -231,6 +266,17 @@ class EdgeProtocol(asyncio.Protocol):
     def _slow_headers(self) -> None:
         self._reject(408, "request headers not received in time")
 
+    def _slow_body(self) -> None:
+        self._reject(408, "request body not received in time")
+
+    def body_expected(self) -> bool:
+        """Whether the request being parsed announced a body (Content-Length > 0, or chunked)."""
+        for name, value in self.header_list:
+            lowered = name.lower()
+            if lowered == "transfer-encoding" or (lowered == "content-length" and value.strip() not in ("", "0")):
+                return True
+        return False
+
     def _reject(self, status: int, reason: str) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(_plain(status, reason))
@@ -247,6 +293,7 @@ class EdgeProtocol(asyncio.Protocol):
         self.error: _Reject | None = None
 
     def data_received(self, data: bytes) -> None:
+        self.last_active = self.loop.time()
         if self.between_messages and not self.queue and (self.worker is None or self.worker.done()):
             # The hot path: a whole plain GET/HEAD for a fresh memory-tier object, answered without the
             # parser. Anything else (or a miss) falls through to the parser with the same bytes.
@@ -258,15 +305,22 @@ class EdgeProtocol(asyncio.Protocol):
                         self.transport.write(response)  # type: ignore[union-attr]
                     else:
                         self.transport.writelines(response)  # type: ignore[union-attr]
-                    self.last_active = self.loop.time()
                     return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(400, "protocol upgrades are not supported")
-        except httptools.HttpParserError:
+        except httptools.HttpParserInvalidMethodError:
+            # A well-formed request line with a method llhttp does not know is 501 (RFC 9110 §9.1); garbage is 400.
+            if _REQUEST_LINE.match(data):
+                self._reject(501, "method not implemented")
+            else:
+                self._reject(400, "malformed request")
+        except httptools.HttpParserError as exc:
             if self.error is not None:
                 self._reject(self.error.status, self.error.reason)
+            elif "HTTP version" in str(exc):
+                self._reject(505, "HTTP version not supported")
             else:
                 self._reject(400, "malformed request")
         if len(self.queue) > PIPELINE_DEPTH and self.transport is not None:
@@ -292,8 +346,22 @@ class EdgeProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        version = self.parser.get_http_version()
+        if not version.startswith("1."):
+            self.error = _Reject(505, "HTTP version not supported")
+            raise httptools.HttpParserError("version")
+        # RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; none or several is a 400 (and a 1.0 one at most
+        # one), so nothing downstream can be made to read a different Host than the edge did.
+        hosts = sum(1 for name, _ in self.header_list if name.lower() == "host")
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            self.error = _Reject(400, "a request needs exactly one Host header")
+            raise httptools.HttpParserError("host")
+        if self.body_expected():
+            self._arm(self.limits.body_timeout, self._slow_body)
 
     def on_body(self, body: bytes) -> None:
+        if self.timer is not None:
+            self._arm(self.limits.body_timeout, self._slow_body)  # a body may be slow, never stalled
         self.body_size += len(body)
         if self.body_size > self.limits.max_body:
             self.error = _Reject(413, "request body too large")
@@ -301,6 +369,7 @@ class EdgeProtocol(asyncio.Protocol):
         self.body_parts.append(body)
 
     def on_message_complete(self) -> None:
+        self._disarm()
         try:
             parsed = httptools.parse_url(self.url)
         except httptools.HttpParserInvalidURLError:
@@ -308,6 +377,9 @@ class EdgeProtocol(asyncio.Protocol):
             raise httptools.HttpParserError("bad url") from None
         # Absolute-form targets are reduced to their path: the host part is never used (no SSRF).
         raw_path = parsed.path.decode("latin-1") if parsed.path else "/"
+        if not raw_path.startswith("/") and not (raw_path == "*" and self.parser.get_method() == b"OPTIONS"):
+            self.error = _Reject(400, "malformed request target")  # RFC 9112 §3.2: only OPTIONS has "*"
+            raise httptools.HttpParserError("bad target")
         query = parsed.query.decode("latin-1") if parsed.query else ""
         headers = CIMultiDictProxy(CIMultiDict(self.header_list))
         request = EdgeRequest(
@@ -365,6 +437,9 @@ class EdgeProtocol(asyncio.Protocol):
                 return
             if self.transport.is_reading() is False and not self._write_paused:
                 self.transport.resume_reading()
+        if self.eof and self.transport is not None:
+            self.transport.close()
+            return
         self.last_active = self.loop.time()
         self._arm(self.limits.idle_timeout, self._idle)
 

@@ -30,13 +30,12 @@ from .responses import (
     RECOMPUTED,
     RangePlan,
     end_to_end,
-    multipart_body,
     multipart_layout,
     not_modified,
     plan_range,
 )
 from .store import Entry, Store
-from .streaming import FileBody, HeadOnly, LocalStream, OriginBody, Segment, Transfer, segments_length
+from .streaming import FileBody, HeadOnly, LocalStream, MemorySegments, OriginBody, Segment, Transfer, segments_length
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +120,8 @@ class CachingProxy:
         try:
             if method in CACHEABLE_METHODS:
                 response, status_word = await self._cacheable(request)
+            elif method == "OPTIONS" and request.target == "*":
+                response, status_word = self._server_options(), "bypass"
             elif method in NOT_FORWARDED:
                 response, status_word = self._error(405, "method not supported by the edge", "bypass"), "bypass"
             else:
@@ -544,7 +545,9 @@ class CachingProxy:
                 body = body[first : last + 1]
             else:
                 content_type = headers.get("Content-Type", "application/octet-stream")
-                body, headers["Content-Type"] = multipart_body(body, plan.ranges, content_type)
+                segments, headers["Content-Type"] = multipart_layout(plan.ranges, content_type, entry.size)
+                stream = HeadOnly(segments_length(segments)) if request.method == "HEAD" else None
+                return self._stream_response(request, 206, headers, stream or MemorySegments(body, segments))
         status = 206 if plan.status == 206 else entry.status
         return self._body_response(request, status, headers, body)
 
@@ -603,6 +606,12 @@ class CachingProxy:
         head = request.method == "HEAD"
         self.metrics.bytes_served.inc(0 if head else len(body))
         return EdgeResponse(status, headers, body, head_only=head)
+
+    def _server_options(self) -> EdgeResponse:
+        """``OPTIONS *`` asks about the server itself (RFC 9110 §9.3.7): the edge answers it, not the origin."""
+        headers: CIMultiDict[str] = CIMultiDict({"Allow": "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE"})
+        self._cache_headers(headers, Outcome.BYPASS, ttl=None, detail="", age=None)
+        return EdgeResponse(200, headers)
 
     def _error(self, status: int, reason: str, word: str) -> EdgeResponse:
         headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "text/plain; charset=utf-8"})

@@ -94,6 +94,33 @@ class FileBody:
         self.close()
 
 
+class MemorySegments:
+    """Segments of a body held in memory (a multipart/byteranges answer from the memory tier), sent piece by piece
+    under the connection's flow control: the response is never assembled as one more copy of the object."""
+
+    def __init__(self, body: bytes, segments: Sequence[Segment]) -> None:
+        self._body = body
+        self._segments = segments
+        self.length: int | None = segments_length(segments)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for segment in self._segments:
+            if isinstance(segment, bytes):
+                yield segment
+                continue
+            offset, remaining = segment
+            end = offset + remaining
+            while offset < end:
+                yield self._body[offset : min(end, offset + FILE_CHUNK)]
+                offset += FILE_CHUNK
+
+    def close(self) -> None:
+        self._segments = ()
+
+    async def aclose(self) -> None:
+        self.close()
+
+
 class OriginBody:
     """An origin response passed straight through to one client, never stored: the client's pace is the origin's.
 
