@@ -27,7 +27,7 @@ pid {work}/nginx.pid;
 error_log {work}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    access_log {work}/nginx-access.log;  # nginx logs every request by default, as the edge does
     client_body_temp_path {work}/nginx-body;
     proxy_temp_path {work}/nginx-proxy;
     fastcgi_temp_path {work}/nginx-fastcgi;

@@ -41,6 +41,8 @@ class Fetched:
     """Fields for the leader's client alone (the Set-Cookie of the 304 that revalidated for it)."""
     interim: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
     """The origin's 1xx responses before this one: forwarded to the leader's client only."""
+    origin_seconds: float | None = None
+    """Time to the origin's response head (for the access log)."""
     declined: Entry | None = None
     """A storable response the store's admission did not keep: a whole body is served from this entry;
     a streamed one passes through (its next request may be stored)."""

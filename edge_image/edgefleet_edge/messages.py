@@ -58,4 +58,6 @@ class EdgeResponse:
     stream: BodyStream | None = None
     """When set, the body is this stream and ``body`` is unused."""
     interim: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
+    origin_seconds: float | None = None
+    """How long the origin took to send its response head, when the origin was asked (for the access log)."""
     """Interim (1xx) responses from the origin, sent before this one to an HTTP/1.1 client (RFC 9110 §15.2)."""

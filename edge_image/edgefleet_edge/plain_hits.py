@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Callable
-from urllib.parse import unquote
 
 from .cachekey import primary_key, secondary_key
 from .decision import fresh_age
@@ -142,22 +141,23 @@ class PlainHits:
 
     def request_key(self, request: EdgeRequest) -> str:
         """The primary cache key of a request, memoised by its target: the same few thousand URLs come back
-        all day, and normalising a query costs more than answering a hit. (The target determines the path
-        and query the adapter decoded, so the memo cannot disagree with ``primary_key``.)"""
+        all day, and normalising a query costs more than answering a hit. (The key is a function of the target
+        alone, so the memo cannot disagree with ``primary_key``.)"""
         key = self._keys.get(request.target)
         if key is None:
-            key = primary_key(request.path, request.query_string)
+            raw_path, _, raw_query = request.target.partition("?")
+            key = primary_key(raw_path, raw_query)
             if len(self._keys) >= KEY_MEMO_SIZE:
                 self._keys.clear()  # bounded: a crawler's one-hit URLs must not grow it without limit
             self._keys[request.target] = key
         return key
 
     def _key_of_raw(self, target: bytes) -> str:
-        """The key of a recognised request's raw target, decoded exactly as the httptools adapter decodes it."""
+        """The key of a recognised request's raw target: the same function of the same bytes as ``request_key``."""
         key = self._raw_keys.get(target)
         if key is None:
             path, _, query = target.decode("latin-1").partition("?")
-            key = primary_key(unquote(path), query)
+            key = primary_key(path, query)
             if len(self._raw_keys) >= KEY_MEMO_SIZE:
                 self._raw_keys.clear()
             self._raw_keys[target] = key

@@ -33,6 +33,7 @@ from urllib.parse import unquote
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .access_log import AccessLog
 from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
 from .plain_request import recognise_plain
 from .proxy import CachingProxy
@@ -122,9 +123,10 @@ class _Reject(Exception):
 
 
 class HttpToolsServer:
-    def __init__(self, proxy: CachingProxy, limits: Limits = Limits()) -> None:
+    def __init__(self, proxy: CachingProxy, limits: Limits = Limits(), access_log: AccessLog | None = None) -> None:
         self.proxy = proxy
         self.limits = limits
+        self.access_log = access_log
         self.clock = _Clock()
         self.connections: set[EdgeProtocol] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -173,6 +175,8 @@ class EdgeProtocol(asyncio.Protocol):
         self.between_messages = True
         """The parser has no partial request: the next read may be recognised without it."""
         self._plain_hit = server.proxy.plain.for_recognised  # bound once: they run for every hit
+        self._access = server.access_log
+        self._client = b"-"
         self._max_headers = server.limits.max_headers
         self.last_active = self.loop.time()
         self.eof = False
@@ -192,6 +196,7 @@ class EdgeProtocol(asyncio.Protocol):
         self.server.connections.add(self)
         peer = self.transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
+        self._client = self.remote.encode() or b"-"
         self._arm(self.limits.idle_timeout, self._idle)
 
     def eof_received(self) -> bool | None:
@@ -293,7 +298,7 @@ class EdgeProtocol(asyncio.Protocol):
         self.error: _Reject | None = None
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = self.loop.time()
+        started = self.last_active = self.loop.time()
         if self.between_messages and not self.queue and (self.worker is None or self.worker.done()):
             # The hot path: a whole plain GET/HEAD for a fresh memory-tier object, answered without the
             # parser. Anything else (or a miss) falls through to the parser with the same bytes.
@@ -303,8 +308,12 @@ class EdgeProtocol(asyncio.Protocol):
                 if response is not None:
                     if isinstance(response, bytes):
                         self.transport.write(response)  # type: ignore[union-attr]
+                        sent = len(response)
                     else:
                         self.transport.writelines(response)  # type: ignore[union-attr]
+                        sent = len(response[0]) + len(response[1])
+                    if self._access is not None:
+                        self._access.hit(self._client, plain[0], plain[1], sent, self.loop.time() - started)
                     return
         try:
             self.parser.feed_data(data)
@@ -404,12 +413,17 @@ class EdgeProtocol(asyncio.Protocol):
         # Pipelined requests are answered in order, one at a time (RFC 9112 §9.3.2).
         while self.queue and self.transport is not None:
             request, keep_alive = self.queue.popleft()
+            began = self.loop.time()
             fast = self.server.proxy.plain.for_request(request, keep_alive)
             if fast is not None:
                 if isinstance(fast, bytes):
                     self.transport.write(fast)
                 else:
                     self.transport.writelines(fast)
+                if self._access is not None:
+                    sent = len(fast) if isinstance(fast, bytes) else len(fast[0]) + len(fast[1])
+                    self._access.request(self._client, request.method, request.target, 200, sent, "HIT", None,
+                                         self.loop.time() - began)  # fmt: skip
                 if not keep_alive:
                     self.transport.close()
                     return
@@ -424,12 +438,17 @@ class EdgeProtocol(asyncio.Protocol):
                 # RFC 9110 §15.2: interim responses go to HTTP/1.1 clients only, before the final one.
                 self.transport.write(b"".join(head(status, fields) for status, fields in response.interim))
             if response.stream is not None:
-                if not await self._send_stream(response, response.stream, keep_alive):
+                sent = response.stream.length or 0
+                done = await self._send_stream(response, response.stream, keep_alive)
+                self._log(request, response, sent, began)
+                if not done:
                     return
             elif self.transport is None:
                 return
             else:
-                self.transport.write(serialise(response, self.server.clock.date_line(), keep_alive))
+                wire = serialise(response, self.server.clock.date_line(), keep_alive)
+                self.transport.write(wire)
+                self._log(request, response, len(wire), began)
             if self.transport is None:
                 return
             if not keep_alive:
@@ -442,6 +461,12 @@ class EdgeProtocol(asyncio.Protocol):
             return
         self.last_active = self.loop.time()
         self._arm(self.limits.idle_timeout, self._idle)
+
+    def _log(self, request: EdgeRequest, response: EdgeResponse, sent: int, began: float) -> None:
+        if self._access is not None:
+            cache = response.headers.get("X-Cache", "-")
+            self._access.request(self._client, request.method, request.target, response.status, sent, cache,
+                                 response.origin_seconds, self.loop.time() - began)  # fmt: skip
 
     async def _send_stream(self, response: EdgeResponse, stream: BodyStream, keep_alive: bool) -> bool:
         """Write a streamed response; False if the connection is gone (closed by the client, or aborted)."""

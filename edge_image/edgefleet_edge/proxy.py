@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from multidict import CIMultiDict
 
+from edgefleet.cache_key import split_target
+
 from .cachekey import accept_class, encoding_class, primary_key, secondary_key
 from .collapsing import Fetched, Flight, HitForPass
 from .decision import Outcome, Reuse, cache_status, current_age, decide, stale_on_error, vary_fields, vary_matches
@@ -260,12 +262,14 @@ class CachingProxy:
         try:
             response = await self.origin.request("GET", request.target, headers.items())
             try:
-                self.metrics.origin_duration.observe(time.monotonic() - began)
+                head_seconds = time.monotonic() - began
+                self.metrics.origin_duration.observe(head_seconds)
                 self.metrics.origin_requests.labels(str(response.status)).inc()
                 fetched = await self._receive(
                     request, key, validators_from, response, request_time, generation, contended
                 )
                 fetched.interim = _forwarded_interim(response)
+                fetched.origin_seconds = head_seconds
             except BaseException:
                 response.close()
                 raise
@@ -576,7 +580,9 @@ class CachingProxy:
         entry = fetched.entry or (fetched.declined if fetched.stream is None else None)
         if entry is not None and fetched.status == 200:
             fetched.discard()
-            return self._from_entry(request, entry, outcome, detail=detail)
+            answer = self._from_entry(request, entry, outcome, detail=detail)
+            answer.interim, answer.origin_seconds = fetched.interim, fetched.origin_seconds
+            return answer
         # Passed through as the origin sent it: its own Age and Date stay (RFC 9111 §5.1, RFC 9110 §6.6.1).
         headers: CIMultiDict[str] = CIMultiDict((k, v) for k, v in fetched.headers if k.lower() not in OWN_FIELDS)
         stored = fetched.shared_as if (fetched.entry is not None or fetched.transfer is not None) else None
@@ -586,7 +592,7 @@ class CachingProxy:
             answer = self._stream_response(request, fetched.status, headers, fetched.stream)
         else:
             answer = self._body_response(request, fetched.status, headers, fetched.body or b"")
-        answer.interim = fetched.interim
+        answer.interim, answer.origin_seconds = fetched.interim, fetched.origin_seconds
         return answer
 
     def _stream_response(
@@ -641,7 +647,7 @@ class CachingProxy:
         except OriginError as exc:
             raise OriginUnavailable(502, "origin unreachable") from exc
         if status < 400:
-            self.store.remove_key(primary_key(request.path, request.query_string))
+            self.store.remove_key(primary_key(*split_target(request.target)))
             for name in ("Location", "Content-Location"):
                 target = out.get(name)
                 if target:

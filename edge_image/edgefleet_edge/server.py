@@ -14,6 +14,7 @@ from aiohttp import web
 
 from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
 
+from .access_log import AccessLog
 from .admin import AdminState, admin_app
 from .metrics import EdgeMetrics
 from .origin_client import OriginPool
@@ -44,6 +45,8 @@ class EdgeSettings:
     max_connections: int = 10_000
     idle_timeout: float = 75.0
     header_timeout: float = 10.0
+    access_log: bool = True
+    """One JSON line per request on standard output (``access_log.py``)."""
     cache_policy: str = DEFAULT_POLICY
     """Each tier's admission and eviction (``tiers.POLICY_NAMES``); the default was chosen on traces."""
 
@@ -75,6 +78,7 @@ class Edge:
         self._flusher: asyncio.TimerHandle | None = None
         self.data_port = 0
         self.admin_port = 0
+        self.access_log: AccessLog | None = None
 
     async def start(self) -> None:
         loaded = await asyncio.to_thread(self.store.load_disk)
@@ -91,7 +95,8 @@ class Edge:
             header_timeout=self.settings.header_timeout,
             max_connections=self.settings.max_connections,
         )
-        self._data_server = HttpToolsServer(self._proxy, limits)
+        self.access_log = AccessLog() if self.settings.access_log else None
+        self._data_server = HttpToolsServer(self._proxy, limits, self.access_log)
         self.data_port = await self._data_server.start(*self.settings.listen)
         self._flush_metrics()
         admin = admin_app(self.admin_token, self.store, self.metrics, self.admin_state)
@@ -103,8 +108,11 @@ class Edge:
         logger.info("Edge %s serving on port %d (admin %d)", self.settings.name, self.data_port, self.admin_port)
 
     def _flush_metrics(self) -> None:
-        """Fold hot-path tallies into the exported metrics once a second (scrapes also fold them)."""
+        """Fold hot-path tallies into the exported metrics once a second (scrapes also fold them); write the
+        access log's buffered lines."""
         self.metrics.flush()
+        if self.access_log is not None:
+            self.access_log.flush()
         self._flusher = asyncio.get_running_loop().call_later(1.0, self._flush_metrics)
 
     async def _serve(self, app: web.Application, address: tuple[str, int]) -> int:
@@ -135,6 +143,8 @@ class Edge:
         if self._flusher is not None:
             self._flusher.cancel()
         self.metrics.flush()
+        if self.access_log is not None:
+            self.access_log.flush()
         if self._consumer_task is not None:
             self._consumer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

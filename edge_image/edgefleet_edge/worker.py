@@ -24,6 +24,7 @@ from typing import Any
 from edgefleet.bus import PurgeMessage
 from edgefleet.logs import configure_logging
 
+from .access_log import AccessLog
 from .control import ChannelClosed, ControlChannel, Message
 from .metrics import EdgeMetrics
 from .protocol import HttpToolsServer, Limits
@@ -73,10 +74,13 @@ class Worker:
         self.metrics = EdgeMetrics(self.store)
         self.stopping = asyncio.Event()
         self._flusher: asyncio.TimerHandle | None = None
+        self.access_log: AccessLog | None = None
 
     def _flush_metrics(self) -> None:
         """Fold the hot path's tallies into the (multiprocess) metrics once a second; ``stats`` folds them too."""
         self.metrics.flush()
+        if self.access_log is not None:
+            self.access_log.flush()
         self._flusher = asyncio.get_running_loop().call_later(1.0, self._flush_metrics)
 
     def _invalidated(self, key: str) -> None:
@@ -131,7 +135,8 @@ class Worker:
             await self.channel.request("hello", pid=os.getpid(), worker=self.number)
             limits = Limits(idle_timeout=s.idle_timeout, header_timeout=s.header_timeout,
                             max_connections=s.max_connections)  # fmt: skip
-            data_server = HttpToolsServer(proxy, limits)
+            self.access_log = AccessLog() if s.access_log else None
+            data_server = HttpToolsServer(proxy, limits, self.access_log)
             await data_server.start_on(self.listen)
             self.channel.notify("serving", pid=os.getpid(), worker=self.number)
             self._flush_metrics()
@@ -149,6 +154,8 @@ class Worker:
             if self._flusher is not None:
                 self._flusher.cancel()
             self.metrics.flush()
+            if self.access_log is not None:
+                self.access_log.flush()
             if data_server is not None:
                 await data_server.stop()
             await proxy.close()

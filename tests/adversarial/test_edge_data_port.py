@@ -156,3 +156,35 @@ async def test_overlapping_ranges_never_amplify_an_object(disk_edge: EdgeUnderTe
     assert payload.count(b"Content-Range: ") == 3, "overlapping parts were merged"
     assert body[0:150] in payload and body[1000:1200] in payload and body[2000:2001] in payload
     assert len(payload) < 150 + 200 + 1 + 3 * 200
+
+
+# ---- access log -----------------------------------------------------------------------------------------------
+
+
+async def test_every_request_leaves_one_json_line_in_the_access_log(edge: EdgeUnderTest) -> None:
+    import json
+    import os
+
+    read_end, write_end = os.pipe()
+    assert edge.edge.access_log is not None, "on by default"
+    edge.edge.access_log.fd = write_end
+    edge.origin.routes["/logged"] = lambda request: web.Response(
+        body=b"x" * 10, headers={"Cache-Control": "max-age=60"}
+    )
+    await edge.get("/logged?q=%22quoted%22")  # a miss, through the general path
+    await edge.get("/logged?q=%22quoted%22")  # a recognised hit
+    await edge.get("/logged?q=%22quoted%22", If_None_Match='"other"')  # a hit on the general path
+    await edge.get("/missing")  # the origin's 404
+    edge.edge.access_log.flush()
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        entries = [json.loads(line) for line in pipe.read().splitlines()]
+    assert [(e["method"], e["target"], e["status"], e["cache"]) for e in entries] == [
+        ("GET", "/logged?q=%22quoted%22", 200, "MISS"),
+        ("GET", "/logged?q=%22quoted%22", 200, "HIT"),
+        ("GET", "/logged?q=%22quoted%22", 200, "HIT"),
+        ("GET", "/missing", 404, "BYPASS"),
+    ]
+    assert entries[0]["origin_ms"] is not None and entries[1]["origin_ms"] is None
+    assert all(e["client"] == "127.0.0.1" and e["bytes"] > 0 and e["ms"] >= 0 and e["time"].endswith("Z")
+               for e in entries)  # fmt: skip
