@@ -13,6 +13,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Callable
 
+from .body_check import CorruptBody
 from .cachekey import primary_key, secondary_key
 from .decision import fresh_age
 from .freshness import format_http_date
@@ -122,7 +123,10 @@ class PlainHits:
         if age is None:
             return None  # stale or soft-purged: the general path decides (decision.decide)
         if body is None:
-            body = self.store.read_body(entry)
+            try:
+                body = self.store.read_body(entry)
+            except CorruptBody:
+                return None  # evicted: the general path refetches it
         head = entry.hit_head
         if head is None:
             head = entry.hit_head = self._hit_head(entry, len(body))

@@ -13,11 +13,13 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from multidict import CIMultiDict
 
 from edgefleet.cache_key import split_target
 
+from .body_check import CorruptBody, as_text, checksum
 from .cachekey import accept_class, encoding_class, primary_key, secondary_key
 from .collapsing import Fetched, Flight, HitForPass
 from .decision import Outcome, Reuse, cache_status, current_age, decide, stale_on_error, vary_fields, vary_matches
@@ -150,37 +152,45 @@ class CachingProxy:
         key = self.plain.request_key(request)
         entry = self._find(key, request)
         if entry is not None:
-            decision = decide(entry, time.time())
-            if decision.reuse is Reuse.FRESH:
-                return self._from_entry(request, entry, Outcome.HIT, ttl=decision.ttl), "hit"
-            if decision.reuse is Reuse.STALE_WHILE_REVALIDATE:
-                self._revalidate_in_background(request, key, entry)
-                return self._from_entry(request, entry, Outcome.STALE, ttl=decision.ttl, detail="fwd=stale"), "stale"
             try:
-                fetched = await self._fetch(request, key, validators_from=entry)
-            except OriginUnavailable as exc:
-                if stale_on_error(entry, decision.age, self.config.grace):
-                    return self._from_entry(
-                        request, entry, Outcome.STALE, ttl=decision.ttl, detail=f'fwd=stale; detail="{exc.reason}"'
-                    ), "stale"
-                raise
-            if fetched.status == 304 and fetched.entry is not None:
-                return self._from_entry(
-                    request, fetched.entry, Outcome.REVALIDATED, detail="fwd=stale; fwd-status=304",
-                    extra=fetched.leader_only,
-                ), "revalidated"  # fmt: skip
-            if fetched.status >= 500 and stale_on_error(entry, decision.age, self.config.grace):
-                fetched.discard()
-                return self._from_entry(
-                    request, entry, Outcome.STALE, ttl=decision.ttl, detail=f"fwd=stale; fwd-status={fetched.status}"
-                ), "stale"
-            return self._from_fetched(request, fetched, Outcome.EXPIRED, "fwd=stale"), "expired"
+                return await self._reuse(request, key, entry)
+            except CorruptBody:
+                pass  # the store evicted the damaged body: this request is a miss
         fetched = await self._fetch(request, key, validators_from=None)
         if fetched.entry is not None or fetched.transfer is not None:
             return self._from_fetched(request, fetched, Outcome.MISS, "fwd=miss; stored"), "miss"
         if fetched.declined is not None:
             return self._from_fetched(request, fetched, Outcome.MISS, "fwd=miss"), "miss"
         return self._from_fetched(request, fetched, Outcome.BYPASS, "fwd=uri-miss"), "bypass"
+
+    async def _reuse(self, request: EdgeRequest, key: str, entry: Entry) -> tuple[EdgeResponse, str]:
+        """Answer from a stored entry, as ``decision.decide`` says: fresh, stale while revalidating, or after
+        revalidating it (served stale if the origin fails and the response allowed it)."""
+        decision = decide(entry, time.time())
+        if decision.reuse is Reuse.FRESH:
+            return self._from_entry(request, entry, Outcome.HIT, ttl=decision.ttl), "hit"
+        if decision.reuse is Reuse.STALE_WHILE_REVALIDATE:
+            self._revalidate_in_background(request, key, entry)
+            return self._from_entry(request, entry, Outcome.STALE, ttl=decision.ttl, detail="fwd=stale"), "stale"
+        try:
+            fetched = await self._fetch(request, key, validators_from=entry)
+        except OriginUnavailable as exc:
+            if stale_on_error(entry, decision.age, self.config.grace):
+                return self._from_entry(
+                    request, entry, Outcome.STALE, ttl=decision.ttl, detail=f'fwd=stale; detail="{exc.reason}"'
+                ), "stale"
+            raise
+        if fetched.status == 304 and fetched.entry is not None:
+            return self._from_entry(
+                request, fetched.entry, Outcome.REVALIDATED, detail="fwd=stale; fwd-status=304",
+                extra=fetched.leader_only,
+            ), "revalidated"  # fmt: skip
+        if fetched.status >= 500 and stale_on_error(entry, decision.age, self.config.grace):
+            fetched.discard()
+            return self._from_entry(
+                request, entry, Outcome.STALE, ttl=decision.ttl, detail=f"fwd=stale; fwd-status={fetched.status}"
+            ), "stale"
+        return self._from_fetched(request, fetched, Outcome.EXPIRED, "fwd=stale"), "expired"
 
     # ---- fetching (collapsed) ------------------------------------------------------------------
 
@@ -323,7 +333,9 @@ class CachingProxy:
                 return self._complete(status, raw_headers, body, entry, generation, contended())
         size = max(declared or 0, sum(map(len, prefix)))
         if entry is not None and self.store.fits_disk(size) and (contended() or self.store.admits_to_disk(entry, size)):
-            return self._start_transfer(response, entry.headers, entry, prefix, declared, generation)
+            path = self.store.new_temp_body()  # None after a disk error: served unstored, like any other
+            if path is not None:
+                return self._start_transfer(response, entry.headers, entry, prefix, declared, generation, path)
         # Uncacheable, larger than the disk tier, or not admitted (admission remembers it for the next request):
         # straight through to this one client, not stored. A storable one is reported as the miss it is.
         stream = HeadOnly(declared) if request.method == "HEAD" else OriginBody(response, declared, prefix)
@@ -339,9 +351,8 @@ class CachingProxy:
         prefix: list[bytes],
         declared: int | None,
         generation: int,
+        path: Path,
     ) -> Fetched:
-        path = self.store.new_temp_body()
-        assert path is not None, "fits_disk implies a cache dir"
         transfer = Transfer(path, declared)
         reader = transfer.reader()
         task = asyncio.get_running_loop().create_task(self._fill(transfer, response, entry, prefix, generation))
@@ -361,7 +372,7 @@ class CachingProxy:
                 transfer.write(chunk)
             if transfer.length is not None and transfer.written != transfer.length:
                 raise StreamAborted(f"origin sent {transfer.written} of {transfer.length} bytes")
-            entry.size = transfer.written
+            entry.size, entry.checksum = transfer.written, as_text(transfer.crc)
             entry.stale = generation != self.store.purge_generation  # a purge raced this fetch
             # Moves the file in (admission was asked before the transfer began), or removes it if it cannot fit.
             self.store.put(entry, body_file=transfer.path, admitted=True)
@@ -451,7 +462,7 @@ class CachingProxy:
         a declined one is still served from its entry. Only a storable response is ever shared with followers."""
         if entry is None:
             return Fetched(status, headers, body, None)
-        entry.size = len(body)
+        entry.size, entry.checksum = len(body), as_text(checksum(body))
         entry.stale = generation != self.store.purge_generation  # a purge raced this fetch: revalidate next time
         if self.store.put(entry, body=body, admitted=contended):
             return Fetched(status, entry.headers, body, entry, shared_as=entry)
@@ -570,11 +581,25 @@ class CachingProxy:
             else:
                 content_type = headers.get("Content-Type", "application/octet-stream")
                 segments, headers["Content-Type"] = multipart_layout(plan.ranges, content_type, entry.size)
-        if request.method == "HEAD":
-            return self._stream_response(request, status, headers, HeadOnly(segments_length(segments)))
         path = self.store.body_file(entry)
         assert path is not None
-        return self._stream_response(request, status, headers, FileBody(path, segments))
+        try:
+            body = FileBody(path, segments)
+        except FileNotFoundError as exc:
+            self.store.corrupt(entry, "body file missing")
+            raise CorruptBody(entry.id) from exc
+        if body.file_size != entry.size:
+            body.close()
+            self.store.corrupt(entry, f"body file of {body.file_size} bytes, expected {entry.size}")
+            raise CorruptBody(entry.id)
+        if request.method == "HEAD":
+            body.close()
+            return self._stream_response(request, status, headers, HeadOnly(segments_length(segments)))
+        if plan.status != 206 and entry.checksum:
+            # A whole body is checked as it streams: a changed byte aborts the connection (the client never takes
+            # it for complete) and evicts the entry. Ranges are checked by length only.
+            body.verify(entry.checksum, lambda: self.store.corrupt(entry, "checksum mismatch while streaming"))
+        return self._stream_response(request, status, headers, body)
 
     def _from_fetched(self, request: EdgeRequest, fetched: Fetched, outcome: Outcome, detail: str) -> EdgeResponse:
         entry = fetched.entry or (fetched.declined if fetched.stream is None else None)

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from .body_check import as_text, checksum
 from .messages import BodyStream, StreamAborted
 from .origin_client import OriginError, OriginResponse
 
@@ -66,10 +67,19 @@ class FileBody:
 
     def __init__(self, path: Path, segments: Sequence[Segment]) -> None:
         self._fd: int | None = os.open(path, os.O_RDONLY)
+        self.file_size = os.fstat(self._fd).st_size
         self._segments = segments
         self.length: int | None = segments_length(segments)
+        self._expected: str | None = None
+        self._on_mismatch: Callable[[], None] | None = None
+
+    def verify(self, expected: str, on_mismatch: Callable[[], None]) -> None:
+        """Check the whole body against ``expected`` (``body_check``) as it is sent; on a mismatch call
+        ``on_mismatch`` and abort the stream before its last bytes."""
+        self._expected, self._on_mismatch = expected, on_mismatch
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        crc = 0
         for segment in self._segments:
             if isinstance(segment, bytes):
                 yield segment
@@ -83,6 +93,12 @@ class FileBody:
                     raise StreamAborted("stored body file is shorter than its entry says")
                 offset += len(data)
                 remaining -= len(data)
+                if self._expected is not None:
+                    crc = checksum(data, crc)
+                    if remaining == 0 and as_text(crc) != self._expected:
+                        if self._on_mismatch is not None:
+                            self._on_mismatch()
+                        raise StreamAborted("stored body does not match its checksum")
                 yield data
 
     def close(self) -> None:
@@ -167,6 +183,8 @@ class Transfer:
         self.path = path
         self.length = length
         self.written = 0
+        self.crc = 0
+        """CRC-32 of what was written so far (``body_check``): the stored entry's checksum once whole."""
         self.complete = False
         self.failed = False
         self._fd: int | None = os.open(path, os.O_RDWR)
@@ -180,6 +198,7 @@ class Transfer:
         while view:
             view = view[os.write(self._fd, view) :]
         self.written += len(data)
+        self.crc = checksum(data, self.crc)
         self._wake()
 
     def finish(self) -> None:
