@@ -14,7 +14,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
+from edgefleet.bus import ConsumerMetrics, FileCheckpoint, MemoryCheckpoint, PurgeBus
 
 from .admin import AdminState, admin_app
 from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
@@ -185,7 +185,7 @@ class Edge:
         bus = PurgeBus(self._redis, self.settings.cluster)
         cache_dir = self.settings.cache_dir
         checkpoint = FileCheckpoint(cache_dir / "purge.checkpoint") if cache_dir else MemoryCheckpoint()
-        consumer = bus.purge_consumer(self.settings.name, checkpoint)
+        consumer = bus.purge_consumer(self.settings.name, checkpoint, metrics=ConsumerMetrics(self.metrics.registry))
         applier = BusPurgeApplier(self.store, self.metrics)
         follow = follow_purge_bus(consumer, applier, self.admin_state)
         self._consumer_task = asyncio.get_running_loop().create_task(follow)

@@ -2,13 +2,16 @@
 
 from .checkpoints import Checkpoint, FileCheckpoint, MemoryCheckpoint, RedisCheckpoint
 from .messages import BusEntry, BusMessage, MalformedMessage, PurgeMessage, WarmMessage, decode, encode
-from .streams import BusError, PurgeBus, PurgeConsumer, WarmConsumer
+from .metrics import ConsumerMetrics
+from .streams import BusError, BusUnavailable, PurgeBus, PurgeConsumer, WarmConsumer
 
 __all__ = [
     "BusEntry",
     "BusError",
     "BusMessage",
+    "BusUnavailable",
     "Checkpoint",
+    "ConsumerMetrics",
     "FileCheckpoint",
     "MalformedMessage",
     "MemoryCheckpoint",
