@@ -58,7 +58,7 @@ ORIGIN_VARIANT_DURATION: Final = "edgefleet_origin_variant_generation_seconds"
 ORIGIN_OUTBOX_PENDING: Final = "edgefleet_origin_outbox_pending"
 """Gauge of object changes stored but whose purge/warm events are not yet published (the bus was down)."""
 ORIGIN_OUTBOX_PUBLISHED: Final = "edgefleet_origin_outbox_published_total"
-"""Counter of outbox entries published after the bus came back."""
+"""Counter of object changes whose events reached the bus (every change passes through the outbox)."""
 ORIGIN_STORAGE_ERRORS: Final = "edgefleet_origin_storage_errors_total"
 """Counter of storage backend failures; labels: operation."""
 

@@ -70,7 +70,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     ctx = context_of(request)
     await ctx.storage.check()  # StorageError -> 503 through the error boundary
-    return web.Response(text="ready\n")
+    # Unpublished changes do not stop the origin serving (the bus is not needed for that): ready, and says so.
+    waiting = ctx.notifier.backlog().describe()
+    return web.Response(text=f"ready; {waiting}\n" if waiting else "ready\n")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -89,6 +91,7 @@ def build_app(context: OriginContext) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/assets/{key:.+}", assets.serve_asset)  # add_get also routes HEAD
     app.router.add_get("/api/files", upload_api.list_files)
+    app.router.add_get("/api/outbox", upload_api.outbox)
     app.router.add_get("/api/files/{key:.+}/upload-url", upload_api.upload_url)
     app.router.add_put("/api/files/{key:.+}", upload_api.put_file)
     app.router.add_delete("/api/files/{key:.+}", upload_api.delete_file)

@@ -49,6 +49,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=os.path.join(tempfile.gettempdir(), "edgefleet-variants"),
         help="where generated variants (and S3 upload staging) live; a volume or tmpfs",
     )
+    add_flag(
+        parser,
+        "--outbox-dir",
+        default="",
+        help="where object changes wait while the purge bus is down (default: .outbox in file storage, "
+        "else under --variant-cache-dir; give S3 origins a persistent volume)",
+    )
     add_flag(parser, "--variant-cache-size", type=size, default=1 << 30, help="variant cache budget (e.g. 1Gi)")
     add_flag(parser, "--max-upload-size", type=size, default=100 * 1024 * 1024, help="largest upload (e.g. 100Mi)")
     add_flag(parser, "--image-workers", type=int, default=os.cpu_count() or 1, help="image worker processes")
