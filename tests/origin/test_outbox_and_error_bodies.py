@@ -72,7 +72,7 @@ async def purged_paths(url: str) -> list[tuple[str, ...]]:
 
 
 async def test_change_made_while_the_bus_is_down_is_published_when_it_returns(
-    origin_factory, http: aiohttp.ClientSession, late_redis: EmbeddedRedis  # type: ignore[no-untyped-def]
+    origin_factory: Any, http: aiohttp.ClientSession, late_redis: EmbeddedRedis
 ) -> None:
     async with origin_factory(redis_url=late_redis.url, cluster=CLUSTER) as origin:
         await upload(http, origin, "p/shoe.jpg", jpeg_bytes(50, 50))
@@ -98,7 +98,7 @@ async def _empty(http: aiohttp.ClientSession, origin: RunningOrigin) -> bool:
 
 
 async def test_outbox_survives_an_origin_restart(
-    origin_factory, http: aiohttp.ClientSession, late_redis: EmbeddedRedis  # type: ignore[no-untyped-def]
+    origin_factory: Any, http: aiohttp.ClientSession, late_redis: EmbeddedRedis
 ) -> None:
     async with origin_factory(redis_url=late_redis.url, cluster=CLUSTER) as origin:
         await upload(http, origin, "p/a.jpg", jpeg_bytes(50, 50))
@@ -112,7 +112,7 @@ async def test_outbox_survives_an_origin_restart(
 
 
 async def test_outbox_never_shows_up_as_objects(
-    origin_factory, http: aiohttp.ClientSession, late_redis: EmbeddedRedis  # type: ignore[no-untyped-def]
+    origin_factory: Any, http: aiohttp.ClientSession, late_redis: EmbeddedRedis
 ) -> None:
     async with origin_factory(redis_url=late_redis.url, cluster=CLUSTER) as origin:
         await upload(http, origin, "p/a.jpg", jpeg_bytes(50, 50))
