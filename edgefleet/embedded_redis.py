@@ -89,7 +89,8 @@ class EmbeddedRedis:
         ]  # fmt: skip
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            args += ["--dir", str(self.data_dir), "--appendonly", "yes"]
+            # fsync every write: purges are few, and a crash must not lose one that was reported published.
+            args += ["--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
         # redis-server logs to stdout; a file (not a pipe nobody drains) keeps it from ever blocking.
