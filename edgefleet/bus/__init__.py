@@ -3,11 +3,12 @@
 from .checkpoints import Checkpoint, FileCheckpoint, MemoryCheckpoint, RedisCheckpoint
 from .messages import BusEntry, BusMessage, MalformedMessage, PurgeMessage, WarmMessage, decode, encode
 from .metrics import ConsumerMetrics
-from .streams import BusError, BusUnavailable, PurgeBus, PurgeConsumer, WarmConsumer
+from .streams import BusError, BusHistory, BusUnavailable, PurgeBus, PurgeConsumer, WarmConsumer
 
 __all__ = [
     "BusEntry",
     "BusError",
+    "BusHistory",
     "BusMessage",
     "BusUnavailable",
     "Checkpoint",

@@ -9,6 +9,7 @@ Keys for cluster ``C`` (every component derives them here and nowhere else):
     edgefleet:{C}:skipped:{E}         hash member -> why it skipped entry E (it could not be read)
     edgefleet:{C}:dead-letters        stream: one record per unreadable entry (id, stream, reason, fields)
     edgefleet:{C}:dead-letter:{E}     marker that entry E was recorded (each entry is recorded once)
+    edgefleet:{C}:epoch               random id written once: a new one means Redis lost the bus's history
 
 Invariants: an edge applies purges in stream order and acknowledges each one *before* it saves its
 checkpoint: an ack that Redis did not confirm leaves the checkpoint behind the entry, so the consumer
@@ -23,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
@@ -69,6 +71,13 @@ if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', ARGV[5]) then
 end
 return 0
 """
+
+
+class BusHistory(NamedTuple):
+    epoch: str
+    """The bus's current epoch (``<hex>@<unix time it began>``)."""
+    lost: bool
+    """The epoch is not the one the caller knew: Redis lost its data, with any purges and acknowledgements in it."""
 
 
 class BusError(RuntimeError):
@@ -189,6 +198,22 @@ class PurgeBus:
         """Member -> unix time of its acknowledgement of purge ``entry_id``."""
         raw: dict[Any, Any] = await self.client.hgetall(self._acks_key(entry_id))  # type: ignore[misc]
         return {_text(member): float(_text(at)) for member, at in raw.items()}
+
+    async def history(self, known_epoch: str | None = None) -> BusHistory:
+        """The bus's epoch, and whether it differs from ``known_epoch``.
+
+        The epoch is written by whoever asks first and lives as long as the streams do (no expiry), so a Redis
+        that comes back empty (no persistence, a rescheduled pod, a flushed database) gets a new one. The
+        operator keeps the epoch it saw in the CdnCluster's status and reports a lost history when it changes.
+        """
+        key = f"edgefleet:{self.cluster}:epoch"
+        candidate = f"{uuid.uuid4().hex}@{int(time.time())}"
+        try:
+            created = await self.client.set(key, candidate, nx=True)
+            epoch = candidate if created else _text(await self.client.get(key))
+        except RedisError as exc:
+            raise BusUnavailable(str(exc) or type(exc).__name__) from exc
+        return BusHistory(epoch, known_epoch is not None and epoch != known_epoch)
 
     async def skipped(self, entry_id: str) -> dict[str, str]:
         """Member -> why it skipped entry ``entry_id`` (an entry it could not read; nothing was applied)."""
