@@ -20,6 +20,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--listen", type=host_port, default=("0.0.0.0", 8081), help="HOST:PORT to serve on")
     add_flag(
         parser,
+        "--admin-listen",
+        type=host_port,
+        default=None,
+        help="HOST:PORT for /metrics and the /api routes (unset: on --listen, refused to requests an edge forwards)",
+    )
+    add_flag(
+        parser,
         "--storage",
         default="file:origin-data",
         help="file:///DIR, or s3://BUCKET?endpoint=URL&secure=false&region=R "

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 class RunningOrigin:
     url: str
     context: OriginContext
+    admin_url: str = ""
+    """Where ``/metrics`` and ``/api`` are served: ``url`` unless ``admin_listen`` is set."""
 
 
 def make_storage(settings: OriginSettings) -> Storage:
@@ -83,14 +85,22 @@ async def running_origin(
         stack.push_async_callback(variant_cache.close)
         await asyncio.to_thread(variant_cache.load)
         context = OriginContext(settings, storage, variant_cache, notifier, metrics)
-        runner = web.AppRunner(build_app(context), access_log=logging.getLogger("edgefleet_origin.access"))
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        host, port = settings.listen
-        await web.TCPSite(runner, host, port).start()
-        url = f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{runner.addresses[0][1]}"
-        log.info("Started origin on %s, storage %s", url, storage.description)
-        yield RunningOrigin(url, context)
+        separate = settings.admin_listen is not None
+        url = await _serve(stack, build_app(context, admin=not separate), settings.listen)
+        admin_url = url
+        if settings.admin_listen is not None:
+            admin_url = await _serve(stack, build_app(context, data=False), settings.admin_listen)
+        log.info("Started origin on %s (admin %s), storage %s", url, admin_url, storage.description)
+        yield RunningOrigin(url, context, admin_url)
+
+
+async def _serve(stack: contextlib.AsyncExitStack, app: web.Application, listen: tuple[str, int]) -> str:
+    runner = web.AppRunner(app, access_log=logging.getLogger("edgefleet_origin.access"))
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    host, port = listen
+    await web.TCPSite(runner, host, port).start()
+    return f"http://{host if host != '0.0.0.0' else '127.0.0.1'}:{runner.addresses[0][1]}"
 
 
 async def serve(settings: OriginSettings) -> None:

@@ -32,6 +32,8 @@ StorageLocation = FileLocation | S3Location
 class OriginSettings:
     storage: StorageLocation
     listen: tuple[str, int] = ("127.0.0.1", 8081)
+    admin_listen: tuple[str, int] | None = None
+    """When set, ``/metrics`` and the ``/api`` routes are served there and not on ``listen``."""
     upload_token: str | None = field(default=None, repr=False)
     webhook_token: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
@@ -175,6 +177,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     return OriginSettings(
         storage=parse_storage(args.storage, _with_key_files(args, environ)),
         listen=args.listen,
+        admin_listen=getattr(args, "admin_listen", None) or None,
         upload_token=upload_token or None,
         webhook_token=webhook_token or upload_token or None,
         redis_url=args.redis or None,
