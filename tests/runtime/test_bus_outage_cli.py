@@ -17,6 +17,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 import yaml
+from edgefleet_edge.server import Edge, EdgeSettings
 from edgefleet_origin.server import RunningOrigin, running_origin
 from edgefleet_origin.settings import FileLocation, OriginSettings
 
@@ -26,7 +27,7 @@ from edgefleet.embedded_redis import EmbeddedRedis, EmbeddedRedisError, free_por
 from edgefleet.runtime.fleet import LocalFleet
 from edgefleet.runtime.plan import make_plan
 from edgefleet.runtime.processes import ManagedProcess
-from edgefleet.runtime.state import RuntimeState, load_or_create_tokens, write_runtime
+from edgefleet.runtime.state import EdgeState, RuntimeState, load_or_create_tokens, write_runtime
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "shop"
@@ -175,3 +176,30 @@ async def test_local_fleet_restarts_a_dead_embedded_redis_with_its_streams(tmp_p
     finally:
         fleet.stop()
     assert not server.alive()
+
+
+async def test_status_says_which_edges_cannot_apply_purges_and_why(tmp_path: Path) -> None:
+    dead_bus = f"redis://127.0.0.1:{free_port()}/0"
+    edge = Edge(EdgeSettings(
+        listen=("127.0.0.1", 0), admin_listen=("127.0.0.1", 0), origin="http://127.0.0.1:1", memory=2**20, disk=0,
+        cache_dir=None, name="edge-0", admin_token="t", redis=dead_bus, cluster=CLUSTER,
+    ))  # fmt: skip
+    await edge.start()
+    try:
+        state_dir = tmp_path / "state"
+        fake_runtime(state_dir, dead_bus)
+        state = RuntimeState.from_json((state_dir / "runtime.json").read_text())
+        state.edges = [EdgeState("edge-0", f"http://127.0.0.1:{edge.data_port}",
+                                 f"http://127.0.0.1:{edge.admin_port}", os.getpid(), "ready")]  # fmt: skip
+        write_runtime(state_dir, state)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_SECONDS
+        while True:
+            code, out, err = await cli("status", "--state-dir", str(state_dir))
+            if "edge-0: not ready: purge bus unreachable" in out or loop.time() > deadline:
+                break
+        assert code == 0, err
+        assert "edge-0: not ready: purge bus unreachable" in out, out
+        assert "purge bus: UNREACHABLE" in out, out
+    finally:
+        await edge.stop()
