@@ -224,7 +224,7 @@ class PurgeBus:
         self, stream: str, entry_id: str, member: str, reason: str, fields: dict[Any, Any]
     ) -> bool:
         """Note that ``member`` skipped unreadable ``entry_id``; True when this call wrote the dead letter."""
-        quoted = repr({_text(k): _text(v)[:DEAD_LETTER_FIELDS_CHARS] for k, v in list(fields.items())[:16]})
+        quoted = repr({_text(k): _text(v)[:DEAD_LETTER_FIELDS_CHARS] for k, v in list((fields or {}).items())[:16]})
         written = await self._dead_letter(
             keys=[self.dead_letter_stream, f"edgefleet:{self.cluster}:dead-letter:{entry_id}",
                   self._skipped_key(entry_id)],
@@ -437,24 +437,28 @@ class WarmConsumer:
             await self.bus.client.xack(self.bus.warm_stream, self.group, entry_id)
 
     async def run(self, handle: HandleWarm) -> None:
-        """Handle warm events forever (cancel the task to stop); entries left pending by a crash first."""
-        await self.ensure_group()
-        pending = await self.bus.client.xreadgroup(
-            self.group, self.consumer, {self.bus.warm_stream: "0"}, count=self.batch
-        )
-        for _stream, entries in pending or ():
-            await self._deliver(handle, entries)
+        """Handle warm events forever (cancel the task to stop). Entries this consumer was given but did not
+        acknowledge (a crash, or Redis failing mid-delivery) are delivered again first, after every reconnect."""
         backoff = 0.1
         while True:
             try:
-                response = await self.bus.client.xreadgroup(
-                    self.group, self.consumer, {self.bus.warm_stream: ">"}, count=self.batch, block=self.block_ms
-                )
-            except (RedisError, OSError) as exc:
+                await self.ensure_group()
+                while True:
+                    pending = await self.bus.client.xreadgroup(
+                        self.group, self.consumer, {self.bus.warm_stream: "0"}, count=self.batch
+                    )
+                    entries = [e for _stream, batch in pending or () for e in batch]
+                    if not entries:
+                        break
+                    await self._deliver(handle, entries)
+                while True:
+                    response = await self.bus.client.xreadgroup(
+                        self.group, self.consumer, {self.bus.warm_stream: ">"}, count=self.batch, block=self.block_ms
+                    )
+                    backoff = 0.1
+                    for _stream, entries in response or ():
+                        await self._deliver(handle, entries)
+            except RedisError as exc:
                 logger.warning("Warm stream unreachable (%s); retrying in %.1fs", exc, backoff)
                 await asyncio.sleep(backoff)  # reconnect backoff, not a readiness wait
                 backoff = min(backoff * 2, 5.0)
-                continue
-            backoff = 0.1
-            for _stream, entries in response or ():
-                await self._deliver(handle, entries)

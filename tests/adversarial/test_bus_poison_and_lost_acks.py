@@ -203,3 +203,26 @@ async def test_edge_is_not_ready_while_its_bus_is_unreachable_and_says_why(
         follower.cancel()
         with pytest.raises(asyncio.CancelledError):
             await follower
+
+
+async def test_warm_consumer_dead_letters_a_poison_entry_and_handles_the_next(bus: PurgeBus) -> None:
+    from edgefleet.bus import WarmMessage
+
+    handled: list[tuple[str, ...]] = []
+
+    async def handle(entry_id: str, message: WarmMessage) -> None:
+        handled.append(message.paths)
+
+    consumer = bus.warm_consumer("balancers", "balancer-0", block_ms=100)
+    await consumer.ensure_group()
+    poison = (await bus.client.xadd(bus.warm_stream, POISON["nesting-100000-deep"] | {"kind": "warm"})).decode()  # type: ignore[arg-type]
+    await bus.publish_warm(WarmMessage(paths=("/assets/after.jpg",)))
+    task = asyncio.create_task(consumer.run(handle))
+    try:
+        await until(lambda: handled == [("/assets/after.jpg",)], "the warm event after the poison")
+        letters = await bus.dead_letters()
+        assert [(d["entry"], d["stream"]) for d in letters] == [(poison, "warm")]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
