@@ -12,7 +12,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
+from edgefleet.bus import ConsumerMetrics, FileCheckpoint, MemoryCheckpoint, PurgeBus
 
 from .access_log import AccessLog
 from .admin import AdminState, admin_app
@@ -134,7 +134,7 @@ class Edge:
         bus = PurgeBus(self._redis, self.settings.cluster)
         cache_dir = self.settings.cache_dir
         checkpoint = FileCheckpoint(cache_dir / "purge.checkpoint") if cache_dir else MemoryCheckpoint()
-        consumer = bus.purge_consumer(self.settings.name, checkpoint)
+        consumer = bus.purge_consumer(self.settings.name, checkpoint, metrics=ConsumerMetrics(self.metrics.registry))
         applier = BusPurgeApplier(self.store, self.metrics)
         follow = follow_purge_bus(consumer, applier, self.admin_state)
         self._consumer_task = asyncio.get_running_loop().create_task(follow)

@@ -272,11 +272,29 @@ class ExternalRedis(ApiModel):
     """Secret key holding the Redis password."""
 
 
+class BusPersistence(ApiModel):
+    """Keeping the managed Redis's streams across pod restarts and rescheduling."""
+
+    enabled: bool = False
+    """Keep the append-only file on a PersistentVolumeClaim (off: an emptyDir, which survives container restarts
+    but not a new pod; after a lost stream every restarted edge drops its whole cache)."""
+    size: Quantity = "1Gi"
+    """Requested size of the claim."""
+    storage_class_name: Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=253)] | None = None
+    """StorageClass of the claim (unset: the cluster's default)."""
+    fsync: Literal["always", "everysec"] = "always"
+    """When Redis flushes the append-only file: after every write (no acknowledged purge is ever lost; purges are
+    few), or once a second (at most a second of purges lost in a crash)."""
+
+
 class PurgeBus(ApiModel):
     """The Redis Streams bus that carries purges to the edges."""
 
     external: ExternalRedis | None = None
-    """Use this Redis instead of a managed one."""
+    """Use this Redis instead of a managed one (for high availability, a Sentinel-managed Redis: see
+    docs/operations.md)."""
+    persistence: BusPersistence = BusPersistence()
+    """Durability of the managed Redis (ignored with ``external``)."""
     timeout: Duration = "60s"
     """How long a purge may wait for every edge's acknowledgement before it fails."""
 

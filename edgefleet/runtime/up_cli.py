@@ -101,7 +101,7 @@ class Runtime:
             self.redis = EmbeddedRedis(data_dir=self.plan.state_dir / "redis", port=self.plan.ports.redis)
             await asyncio.to_thread(self.redis.start)
             self.redis_url = self.redis.url
-        self.fleet = LocalFleet(self.plan, self.redis_url, self.tokens)
+        self.fleet = LocalFleet(self.plan, self.redis_url, self.tokens, self.redis)
         await self.fleet.start(self.plan.initial_edges)
         binary = None if self.args.no_prometheus else prometheus_binary()
         if binary is not None:

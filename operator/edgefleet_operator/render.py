@@ -436,22 +436,45 @@ def _balancer(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
 
 
 def _redis(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
+    persistence = cluster.spec.purge_bus.persistence
+    # The append-only file fsynced as asked: with "always" no purge reported published is lost in a crash.
+    args = ["--appendonly", "yes", "--appendfsync", persistence.fsync, "--dir", "/data", "--protected-mode", "no",
+            "--save", ""]  # fmt: skip
     container = {
         "name": "redis",
         "image": options.redis_image,
-        "args": ["--appendonly", "yes", "--dir", "/data", "--protected-mode", "no", "--save", ""],
+        "args": args,
         "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
         "readinessProbe": {"tcpSocket": {"port": REDIS_PORT}, "periodSeconds": 5},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
     }
-    deployment = _deployment(cluster, "redis", 1, container, {"args": container["args"]},
-                             volumes=[{"name": "data", "emptyDir": {}}])  # fmt: skip
+    claim_name = name_of(cluster, "redis-data")
+    data: dict[str, Any] = (
+        {"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}
+        if persistence.enabled
+        else {"name": "data", "emptyDir": {}}
+    )
+    deployment = _deployment(cluster, "redis", 1, container, {"args": container["args"]}, volumes=[data])
     # The official image's redis user is 999; run as it rather than root.
     pod = deployment["spec"]["template"]["spec"]
     pod["securityContext"] = {**POD_SECURITY, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999}
-    deployment["spec"]["strategy"] = {"type": "Recreate"}
-    return [deployment, _service(cluster, "redis", [("redis", REDIS_PORT, REDIS_PORT)])]
+    deployment["spec"]["strategy"] = {"type": "Recreate"}  # one writer of the append-only file at a time
+    manifests = [deployment, _service(cluster, "redis", [("redis", REDIS_PORT, REDIS_PORT)])]
+    if persistence.enabled:
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": persistence.size}},
+        }
+        if persistence.storage_class_name is not None:
+            claim_spec["storageClassName"] = persistence.storage_class_name
+        manifests.append({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _metadata(cluster, claim_name, "redis"),
+            "spec": claim_spec,
+        })  # fmt: skip
+    return manifests
 
 
 def _service_monitor(cluster: CdnCluster) -> Manifest:
