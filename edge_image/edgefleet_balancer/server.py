@@ -304,7 +304,7 @@ class Balancer:
                 connector = aiohttp.UnixConnector(str(self.metrics_socket))
                 async with (
                     aiohttp.ClientSession(connector=connector) as session,
-                    session.get("http://haproxy/metrics") as response,
+                    session.get("http://haproxy/metrics?no-maint") as response,
                 ):
                     exported = await response.read()
             except aiohttp.ClientError as exc:
