@@ -60,8 +60,13 @@ async def serve(settings: BalancerSettings) -> int:
     balancer = Balancer(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        balancer.begin_stop()  # before HAProxy's exit is seen: the same signal may have reached it too
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     try:
         await balancer.start()
     except (BalancerError, HAProxyStartError, MembershipError, RuntimeApiError) as exc:

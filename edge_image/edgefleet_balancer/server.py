@@ -373,8 +373,12 @@ class Balancer:
             self._tasks.append(loop.create_task(consumer.run(self._warm)))
         logger.info("Balancer serving on port %d through HAProxy (admin %d)", self.data_port, self.admin_port)
 
-    async def stop(self) -> None:
+    def begin_stop(self) -> None:
+        """From here on an exiting HAProxy is not restarted."""
         self._stopping = True
+
+    async def stop(self) -> None:
+        self.begin_stop()
         if self._watcher is not None:
             self._watcher.stop()
         for task in list(self._tasks):
