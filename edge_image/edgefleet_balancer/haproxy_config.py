@@ -72,6 +72,8 @@ class HAProxyConfig:
     threads: int = 0
     """0: HAProxy's default (one per CPU it may use)."""
     limits: HAProxyLimits = HAProxyLimits()
+    health_checks: bool = True
+    """Off only in tests whose edges are not reachable (nothing may be sent to them)."""
 
 
 def slot_name(index: int) -> str:
@@ -151,8 +153,8 @@ def render(config: HAProxyConfig) -> str:
         "    option httpchk GET /healthz",
         "    http-check expect status 200",
         *([f"    http-response set-header X-Edge %[srv_name,map({config.edge_names_map},-)]"] if config.x_edge else []),
-        f"    default-server check inter {_ms(limits.check_interval)} fall {limits.falls} rise {limits.rises}"
-        " weight 256 init-addr none",
+        f"    default-server {'check ' if config.health_checks else ''}inter {_ms(limits.check_interval)}"
+        f" fall {limits.falls} rise {limits.rises} weight 256 init-addr none",
         f"    server-template {SLOT_PREFIX} 1-{config.slots} 0.0.0.0:0 disabled",
         "",
     ]

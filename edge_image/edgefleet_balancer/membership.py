@@ -55,12 +55,15 @@ def assign_slots(members: Iterable[Member], slots: int) -> dict[int, Member]:
     return taken
 
 
-def runtime_commands(current: Mapping[int, Member], wanted: Mapping[int, Member], names_map: str | None) -> list[str]:
+def runtime_commands(
+    current: Mapping[int, Member], wanted: Mapping[int, Member], names_map: str | None, checks: bool = True
+) -> list[str]:
     """Runtime API commands that turn the ``current`` slots into the ``wanted`` ones.
 
     A slot that changes hands goes through maintenance first, so no request reaches an address while it
     is half set up; slots that stay the same are not touched (their health and connections carry on).
-    ``names_map`` is the map that names slots for ``X-Edge`` (None when the header is off).
+    ``names_map`` is the map that names slots for ``X-Edge`` (None when the header is off); ``checks`` says
+    whether the slots have health checks (whose port is then the edge's admin port).
     """
     commands: list[str] = []
     for slot in sorted(set(current) | set(wanted)):
@@ -74,7 +77,8 @@ def runtime_commands(current: Mapping[int, Member], wanted: Mapping[int, Member]
                 commands.append(f"del map {names_map} {slot_name(slot)}")
         if after is not None:
             commands.append(f"set server {server} addr {after.host} port {after.port}")
-            commands.append(f"set server {server} check-port {after.check_port or after.port}")
+            if checks:
+                commands.append(f"set server {server} check-port {after.check_port or after.port}")
             if names_map:
                 commands.append(f"add map {names_map} {slot_name(slot)} {after.name}")
             commands.append(f"set server {server} state ready")

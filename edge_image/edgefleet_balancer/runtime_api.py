@@ -33,7 +33,7 @@ class ServerStat:
 
     @property
     def serving(self) -> bool:
-        return self.status.startswith("UP") or self.status == "NOLB"
+        return self.status.startswith("UP") or self.status in {"NOLB", "no check"}
 
 
 # Answers that mean the command worked: most write commands answer nothing, a few say so in words.

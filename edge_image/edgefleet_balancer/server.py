@@ -72,6 +72,8 @@ class BalancerSettings:
     run_dir: Path | None = None
     """Where the configuration and sockets go; a fresh temporary directory when None."""
     limits: HAProxyLimits = field(default_factory=HAProxyLimits)
+    health_checks: bool = True
+    """Off only in tests whose edges are not reachable (nothing may be sent to them)."""
 
 
 class BalancerError(RuntimeError):
@@ -169,7 +171,7 @@ class Balancer:
             listen=self.settings.listen, metrics_socket=self.metrics_socket, socket=self.api.socket,
             edge_names_map=self.names_map, hash_key=self.settings.hash_key, load_factor=self.settings.load_factor,
             x_edge=self.settings.x_edge, slots=self.settings.max_edges, threads=self.settings.threads,
-            limits=self.settings.limits,
+            limits=self.settings.limits, health_checks=self.settings.health_checks,
         )  # fmt: skip
 
     # ---- membership ----------------------------------------------------------------------------
@@ -184,7 +186,8 @@ class Balancer:
             await self._apply(target)
 
     async def _apply(self, target: dict[int, Member]) -> None:
-        commands = runtime_commands(self.slots, target, str(self.names_map) if self.settings.x_edge else None)
+        names_map = str(self.names_map) if self.settings.x_edge else None
+        commands = runtime_commands(self.slots, target, names_map, self.settings.health_checks)
         if not commands:
             return
         try:
