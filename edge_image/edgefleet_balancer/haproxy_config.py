@@ -18,7 +18,9 @@ What each part is for (HAProxy 2.6 configuration manual):
   that may have reached an edge is never sent twice (a POST whose connection was refused never reached
   anyone, and may go to the next edge).
 - ``option http-buffer-request`` is deliberately absent: request bodies stream to the edge (a 128 MB upload
-  is never held in memory) and ``Expect: 100-continue`` is answered by the edge.
+  is never held in memory). Only a request with ``Expect: 100-continue`` waits for its body
+  (``wait-for-body``, at most 16 KB or 1 s): that makes HAProxy answer "100 Continue" itself and drop the
+  header, so a client waiting for it never stalls on an edge that does not send it.
 - Timeouts: ``http-request`` bounds how long a client may take to send a request head (idle and
   slow-header sockets are closed, so a flood of them cannot hold every slot), ``http-keep-alive`` how long
   an idle keep-alive connection is kept, ``client``/``server`` are *inactivity* timeouts, so a slow client
@@ -134,6 +136,7 @@ def render(config: HAProxyConfig) -> str:
         "frontend data",
         f"    bind {_address(*config.listen)}",
         "    option forwardfor",
+        "    http-request wait-for-body time 1s at-least 16k if { req.hdr(expect) -i 100-continue }",
         f"    default_backend {BACKEND}",
         "",
         "frontend metrics",

@@ -57,6 +57,12 @@ def test_request_bodies_stream_and_targets_are_not_normalised() -> None:
     assert "normalize-uri" not in text
 
 
+def test_only_expect_100_continue_requests_wait_for_their_body() -> None:
+    text = config()
+    waits = [line.strip() for line in text.splitlines() if "wait-for-body" in line]
+    assert waits == ["http-request wait-for-body time 1s at-least 16k if { req.hdr(expect) -i 100-continue }"]
+
+
 def test_every_timeout_is_set_on_purpose() -> None:
     text = config()
     for name in ("connect", "http-request", "http-keep-alive", "client", "server", "queue", "check"):
