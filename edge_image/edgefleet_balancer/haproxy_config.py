@@ -121,6 +121,7 @@ def render(config: HAProxyConfig) -> str:
         "",
         "defaults",
         "    mode http",
+        f"    maxconn {limits.max_connections}",
         "    log global",
         "    option httplog",
         "    option dontlog-normal",
