@@ -67,20 +67,18 @@ ORIGIN_STORAGE_ERRORS: Final = "edgefleet_origin_storage_errors_total"
 """Counter of storage backend failures; labels: operation."""
 
 # ---- balancer (edgefleet balancer) --------------------------------------------------------------
-BALANCER_REQUESTS: Final = "edgefleet_balancer_requests_total"
-"""Counter; labels: edge, code."""
-BALANCER_REQUEST_DURATION: Final = "edgefleet_balancer_request_duration_seconds"
-"""Histogram; labels: edge."""
-BALANCER_ERRORS: Final = "edgefleet_balancer_errors_total"
-"""Counter of failed attempts to reach an edge; labels: edge, kind (connect|timeout|reset)."""
-BALANCER_RETRIES: Final = "edgefleet_balancer_retries_total"
-"""Counter of requests retried on the next owner."""
-BALANCER_SPILLS: Final = "edgefleet_balancer_spills_total"
-"""Counter of requests sent past an owner that was over its load bound."""
-BALANCER_EJECTIONS: Final = "edgefleet_balancer_ejections_total"
-"""Counter of edges ejected as unhealthy; labels: edge."""
-BALANCER_EDGES: Final = "edgefleet_balancer_edges"
-"""Gauge of member edges; labels: state (healthy|ejected)."""
+# Traffic metrics come from HAProxy's built-in exporter, under HAProxy's own names (haproxy_frontend_*,
+# haproxy_backend_* for proxy="edges", haproxy_server_* per slot; GET /members maps slots to edges).
+# tests/balancer checks every haproxy_* name the chart uses against a real HAProxy's exporter.
+# The agent's own:
+BALANCER_MEMBERS: Final = "edgefleet_balancer_members"
+"""Gauge of edges the balancer was told about (in service or not)."""
+BALANCER_MEMBERSHIP_CHANGES: Final = "edgefleet_balancer_membership_changes_total"
+"""Counter of membership changes applied through HAProxy's runtime API."""
+BALANCER_HAPROXY_RESTARTS: Final = "edgefleet_balancer_haproxy_restarts_total"
+"""Counter of HAProxy exits the agent recovered from."""
+BALANCER_WARM_REQUESTS: Final = "edgefleet_balancer_warm_requests_total"
+"""Counter of warm-event paths sent through HAProxy; labels: outcome (ok|error)."""
 
 # ---- operator (edgefleet operator) --------------------------------------------------------------
 OPERATOR_RECONCILES: Final = "edgefleet_operator_reconciles_total"

@@ -6,7 +6,7 @@ set -euo pipefail
 
 want=("$@")
 if [[ ${#want[@]} -eq 0 ]]; then
-  want=(prometheus:prometheus promtool:prometheus chromium:chromium)
+  want=(prometheus:prometheus promtool:prometheus chromium:chromium haproxy:haproxy)
 fi
 
 missing_pkgs=()

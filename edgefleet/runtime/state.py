@@ -51,6 +51,9 @@ class EdgeState:
     state: str
     """starting, ready, restarting or stopped."""
     restarts: int = 0
+    balancer: str = ""
+    """How the balancer (HAProxy) sees it: UP, DOWN, MAINT, ... and its last health check; filled in live
+    by ``edgefleet status``."""
 
 
 @dataclass

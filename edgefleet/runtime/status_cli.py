@@ -11,6 +11,8 @@ import argparse
 import asyncio
 import json
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,9 +22,28 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .screen import render_status
-from .state import DEFAULT_STATE_DIR, RuntimeState, StateError, read_runtime
+from .state import DEFAULT_STATE_DIR, RuntimeState, StateError, load_or_create_tokens, read_runtime
 
 PROBE_TIMEOUT = 2.0
+
+
+def balancer_view(admin_url: str, token: str, timeout: float = 3.0) -> dict[str, str]:
+    """Edge name -> how the balancer sees it right now ("UP L7OK", "DOWN L4CON", ...), from GET /members."""
+    request = urllib.request.Request(f"{admin_url}/members", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        members = json.loads(response.read())
+    return {str(m["name"]): f"{m.get('status', '?')} {m.get('check', '')}".strip() for m in members}
+
+
+def with_balancer_view(state: RuntimeState, state_dir: Path) -> RuntimeState:
+    try:
+        view = balancer_view(state.balancer_admin_url, load_or_create_tokens(state_dir).admin)
+    except (OSError, urllib.error.URLError, ValueError, KeyError, TypeError) as exc:
+        view = {}
+        print(f"edgefleet status: the balancer did not say how it sees the edges: {exc}", file=sys.stderr)
+    for edge in state.edges:
+        edge.balancer = view.get(edge.name, "not a member" if view else "?")
+    return state
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     not_ready, bus_problem = asyncio.run(probe(state))
     state = with_live_readiness(state, not_ready)
+    state = with_balancer_view(state, args.state_dir)
     if args.output == "json":
         document = json.loads(state.to_json())
         document["not_ready"] = not_ready

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -355,11 +356,27 @@ def _edges(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     ]
 
 
+HAPROXY_BINARY = "/usr/sbin/haproxy"
+"""Where Debian's haproxy package puts HAProxy in the image; the balancer runs it as its child."""
+
+
+def haproxy_threads(resources: Resources | None) -> int | None:
+    """HAProxy starts a thread per CPU of the *node* unless told: one per whole CPU of the limit instead."""
+    cpu = resources.limits.cpu if resources is not None and resources.limits is not None else None
+    if cpu is None:
+        return None
+    cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    return max(1, math.ceil(cores))
+
+
 def _balancer(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     spec = cluster.spec.balancer
     account = name_of(cluster, "balancer")
+    threads = haproxy_threads(spec.resources)
     args = [
         "balancer",
+        f"--haproxy={HAPROXY_BINARY}",
+        *([f"--haproxy-threads={threads}"] if threads is not None else []),
         f"--listen=0.0.0.0:{EDGE_PORT}",
         f"--admin-listen=0.0.0.0:{ADMIN_PORT}",
         f"--kubernetes-service={cluster.metadata.namespace}/{name_of(cluster, 'edge')}",
