@@ -58,9 +58,9 @@ def login_page(form_nonce: str, message: str = "") -> str:
 def _size(value: float | None) -> str:
     if value is None:
         return NONE
-    for unit, factor in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
         if value >= factor:
-            return f"{value / factor:.1f} {unit}"
+            return f"{value / factor:.1f} {unit}".replace(".0 ", " ")
     return f"{value:.0f} B"
 
 

@@ -144,8 +144,6 @@
 
   // ---- purges --------------------------------------------------------------------------------------
   function renderPurge(target, state) {
-    const rows = Object.entries(state.acks).map(([edge, ms]) =>
-      "<tr class=\"acked\"><th scope=\"row\"></th><td>acknowledged after " + ms.toFixed(0) + " ms</td></tr>");
     const table = el("table", { class: "acks" });
     table.innerHTML = "<thead><tr><th scope=\"col\">Edge</th><th scope=\"col\">State</th></tr></thead>";
     const body = el("tbody");
@@ -166,7 +164,6 @@
         : Object.keys(state.acks).length + (state.expected !== null ? " of " + state.expected : "") +
           " edges acknowledged " + state.description + " so far.");
     target.replaceChildren(summary, table);
-    return rows.length;
   }
 
   function setUpPurges() {
@@ -195,7 +192,6 @@
       events.addEventListener("status", (message) => renderPurge(live, JSON.parse(message.data)));
       events.addEventListener("done", () => {
         events.close();
-        refresh("recent-purges-table", null);
         const recent = document.getElementById("recent-purges");
         if (recent) refreshInto(recent, recent.dataset.src);
       });
