@@ -298,7 +298,8 @@ async def thumbnail(request: web.Request) -> web.StreamResponse:
 
 
 def _size_text(size: int) -> str:
-    return f"{size / 1e6:.1f} MB" if size >= 1e5 else f"{size / 1e3:.0f} kB"
+    text = f"{size / 2**20:.1f} MiB" if size >= 2**17 else f"{size / 2**10:.1f} KiB"
+    return text.replace(".0 ", " ")
 
 
 async def upload(request: web.Request) -> web.StreamResponse:

@@ -35,6 +35,7 @@ def layout(title: str, body: str, *, csrf: str | None, active: str = "") -> str:
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"{meta}<title>{escape(title)} · edgefleet console</title>"
+        '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">'
         '<link rel="stylesheet" href="/static/console.css"><script src="/static/console.js" defer></script>'
         '</head><body><a class="skip" href="#main">Skip to content</a>'
         f'{nav}<main id="main"><h1>{escape(title)}</h1>{body}</main></body></html>'
