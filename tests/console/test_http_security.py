@@ -168,8 +168,9 @@ def test_upload_of_a_wrong_type_is_refused_with_a_clear_message(
     assert answer.json()["error"].startswith("wrong type: text/html")
 
 
-def test_upload_that_is_too_large_is_refused_before_its_body_is_read(console_fleet: ConsoleFleet,
-                                                                     signed_in: tuple[requests.Session, str]) -> None:  # fmt: skip
+def test_upload_that_is_too_large_is_refused_before_its_body_is_read(
+    console_fleet: ConsoleFleet, signed_in: tuple[requests.Session, str]
+) -> None:
     http, csrf = signed_in
     cookie = http.cookies.get("edgefleet_console")
     target = urlsplit(console_fleet.url)
