@@ -150,7 +150,8 @@ def _headers(response: web.StreamResponse) -> web.StreamResponse:
     if not response.prepared:
         response.headers.setdefault("Content-Security-Policy", CSP)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # Not "no-referrer": with it, browsers send "Origin: null" on form posts and the Origin check fails.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Cache-Control", "no-store")
     return response
