@@ -72,15 +72,18 @@ def screenshots(browser: WebDriver, output: Path, name: str) -> None:
         browser.set_window_size(width, 1000)
         height = browser.execute_script("return document.documentElement.scrollHeight")
         browser.set_window_size(width, min(max(int(height) + 100, 600), 6000))
-        overflow = browser.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
         path = output / f"{name}-{label}.png"
         browser.save_screenshot(str(path))
         assert path.stat().st_size > 5000, f"{path} has content"
         if label == "phone":
             wide = browser.execute_script(
-                "const w = document.documentElement.clientWidth; return Array.from(document.querySelectorAll('body *'))"
-                ".filter(e => e.getBoundingClientRect().right > w + 1).map(e => e.tagName + '.' + e.className + '#' + e.id)"
-                ".slice(0, 8)"
+                "const w = document.documentElement.clientWidth;"
+                "return Array.from(document.querySelectorAll('body *'))"
+                ".filter(e => e.getBoundingClientRect().right > w + 1)"
+                ".map(e => e.tagName + '.' + e.className + '#' + e.id).slice(0, 8)"
             )
             assert overflow <= 0, f"the {name} page scrolls sideways at {width} px ({overflow} px too wide: {wide})"
     browser.set_window_size(WIDTHS["desktop"], 1000)
@@ -148,8 +151,13 @@ def test_three_uploads_each_reach_100_percent_and_their_thumbnails_warm_the_flee
 
     def all_uploaded() -> bool:
         items = browser.find_elements(By.CSS_SELECTOR, "#upload-list li")
-        states = {i.get_attribute("data-key"): (i.find_element(By.TAG_NAME, "progress").get_attribute("value"),
-                                                i.find_element(By.CLASS_NAME, "status").text) for i in items}  # fmt: skip
+        states = {
+            i.get_attribute("data-key"): (
+                i.find_element(By.TAG_NAME, "progress").get_attribute("value"),
+                i.find_element(By.CLASS_NAME, "status").text,
+            )
+            for i in items
+        }
         failed = [f"{k}: {s}" for k, (_, s) in states.items() if "failed" in s or "too large" in s or "wrong" in s]
         assert not failed, failed
         return sorted(states) == sorted(keys) and all(v == "100" and s == "uploaded" for v, s in states.values())
