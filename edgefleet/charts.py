@@ -53,6 +53,8 @@ class Chart:
     y_max: float | None = None
     """Fixed top of the y axis (100 for percentages), else from the data."""
     chart_id: str = field(default="")
+    whole_numbers: bool = False
+    """The values are counts (edges): ticks at whole numbers only."""
 
 
 def nice_step(span: float, target_ticks: int = 5) -> float:
@@ -67,13 +69,15 @@ def nice_step(span: float, target_ticks: int = 5) -> float:
     return 10.0 * power
 
 
-def nice_ticks(low: float, high: float, target_ticks: int = 5) -> list[float]:
+def nice_ticks(low: float, high: float, target_ticks: int = 5, whole_numbers: bool = False) -> list[float]:
     """Tick values covering [low, high] at a 1-2-5 step; the first <= low, the last >= high."""
     if high < low:
         low, high = high, low
     if high == low:
         high = low + 1.0
     step = nice_step(high - low, target_ticks)
+    if whole_numbers:
+        step = max(1.0, round(step))
     start = math.floor(low / step + 1e-9) * step
     ticks = []
     value = start
@@ -104,12 +108,14 @@ def format_elapsed(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
-def format_clock(unix: float) -> str:
-    return time.strftime("%H:%M", time.gmtime(unix))
+def format_clock(unix: float, with_seconds: bool = False) -> str:
+    return time.strftime("%H:%M:%S" if with_seconds else "%H:%M", time.gmtime(unix))
 
 
 def format_value(value: float, unit: str) -> str:
-    """A tick or legend value with its unit, without exponents: 2000 ms, 0.5 ms, 97 %, 1.2k req/s."""
+    """A tick or legend value with its unit, without exponents: 0.5 ms, 2.5 s, 97%, 1.2k req/s."""
+    if unit == "ms" and abs(value) >= 1000:
+        return format_value(value / 1000, "s")
     magnitude = abs(value)
     if magnitude >= 10_000:
         text = f"{value / 1000:.0f}k"
@@ -126,8 +132,8 @@ def format_value(value: float, unit: str) -> str:
     return f"{text} {unit}".strip() if unit != "%" else f"{text}%"
 
 
-WIDTH, HEIGHT = 720, 260
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 40, 44
+WIDTH, HEIGHT = 560, 250
+LEFT, RIGHT, TOP, BOTTOM = 62, 14, 44, 44
 
 
 def render_svg(chart: Chart) -> str:
@@ -142,7 +148,8 @@ def render_svg(chart: Chart) -> str:
     values = [v for _, v in finite]
     low = chart.y_min if chart.y_min is not None else (min(values) if values else 0.0)
     high = chart.y_max if chart.y_max is not None else (max(values) if values else 1.0)
-    y_ticks = nice_ticks(low, max(high, low + 1e-9) if values or chart.y_max is not None else low + 1.0)
+    y_ticks = nice_ticks(low, max(high, low + 1e-9) if values or chart.y_max is not None else low + 1.0,
+                         whole_numbers=chart.whole_numbers)  # fmt: skip
     y0, y1 = y_ticks[0], y_ticks[-1]
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
@@ -159,21 +166,28 @@ def render_svg(chart: Chart) -> str:
         f'width="100%" preserveAspectRatio="xMidYMid meet" role="img" aria-label="{html.escape(label)}" '
         f'data-points="{len(finite)}">',
         f"<title>{html.escape(label)}</title>",
-        f'<text x="{LEFT}" y="18" font-size="15" font-weight="bold" fill="#222">{html.escape(chart.title)}</text>',
+        f'<text x="{LEFT}" y="18" font-size="16" font-weight="bold" fill="#222">{html.escape(chart.title)}</text>',
     ]
     for tick in y_ticks:
         y = sy(tick)
         parts.append(f'<line x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}" stroke="#e4e4e4"/>')
         parts.append(
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end" fill="#444">'
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" font-size="12" text-anchor="end" fill="#444">'
             f"{html.escape(format_value(tick, chart.unit))}</text>"
         )
-    fmt: Callable[[float], str] = format_clock if chart.time_axis == "clock" else format_elapsed
-    for tick in time_ticks(t0, t1):
+    x_ticks = time_ticks(t0, t1)
+    fmt: Callable[[float], str] = format_elapsed
+    if chart.time_axis == "clock":
+        seconds = len(x_ticks) > 1 and (x_ticks[1] - x_ticks[0]) < 60
+
+        def fmt(t: float) -> str:
+            return format_clock(t, seconds)
+
+    for tick in x_ticks:
         x = sx(tick)
         parts.append(f'<line x1="{x:.1f}" y1="{TOP + plot_h}" x2="{x:.1f}" y2="{TOP + plot_h + 5}" stroke="#888"/>')
         parts.append(
-            f'<text x="{x:.1f}" y="{TOP + plot_h + 18}" font-size="11" text-anchor="middle" fill="#444">'
+            f'<text x="{x:.1f}" y="{TOP + plot_h + 18}" font-size="12" text-anchor="middle" fill="#444">'
             f"{html.escape(fmt(tick))}</text>"
         )
     axis_name = "time (UTC)" if chart.time_axis == "clock" else "time since the run started"
@@ -187,10 +201,12 @@ def render_svg(chart: Chart) -> str:
     )
     for index, marker in enumerate(chart.markers):
         x = sx(marker.at)
+        # Labels right of the line, or left of it in the right third, so they stay inside the chart.
+        anchor, dx = ("end", -3) if x > LEFT + plot_w * 0.66 else ("start", 3)
         parts.append(
             f'<g class="marker"><line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + plot_h}" stroke="#555" '
-            f'stroke-dasharray="4 3"/><text x="{x + 3:.1f}" y="{TOP + 12 + 12 * (index % 3)}" font-size="11" '
-            f'fill="#333">{html.escape(marker.label)}</text></g>'
+            f'stroke-dasharray="4 3"/><text x="{x + dx:.1f}" y="{TOP + 12 + 13 * (index % 3)}" font-size="12" '
+            f'text-anchor="{anchor}" fill="#333">{html.escape(marker.label)}</text></g>'
         )
     legend_x = WIDTH - RIGHT
     for index, series in enumerate(chart.series):
@@ -210,7 +226,7 @@ def render_svg(chart: Chart) -> str:
                     f'<polyline class="line" fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(run)}"/>'
                 )
         parts.append(
-            f'<text x="{legend_x}" y="{18 + 14 * index}" font-size="12" text-anchor="end" fill="{colour}">'
+            f'<text x="{legend_x}" y="{18 + 15 * index}" font-size="13" text-anchor="end" fill="{colour}">'
             f"{html.escape(series.label)}</text>"
         )
     if not finite:

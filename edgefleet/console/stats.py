@@ -276,7 +276,7 @@ def fleet_charts(points: Sequence[FleetPoint], markers: Sequence[Marker]) -> lis
               y_max=100.0, chart_id="chart-offload"),
         Chart("Edges", "edges", [line("edges serving", "edges")],
               "How many edges served; each scaling decision is marked with its reason.", markers, "clock",
-              chart_id="chart-edges"),
+              chart_id="chart-edges", whole_numbers=True),
     ]  # fmt: skip
 
 

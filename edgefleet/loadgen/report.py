@@ -160,7 +160,7 @@ def report_charts(rows: Sequence[dict[str, float]], markers: Sequence[Marker]) -
               "dips follow new content (a flash sale) and purges.", markers, y_max=100.0, chart_id="hit-ratio"),
         Chart("Edges serving", "edges", [Series("edges that answered", points("edges"))],
               "How many different edges answered requests in each second: it rises when the autoscaler "
-              "adds an edge.", markers, chart_id="edges"),
+              "adds an edge.", markers, chart_id="edges", whole_numbers=True),
         Chart("Requests per second", "req/s", [Series("requests", points("rps"))],
               "How many requests the load generator completed each second.", markers, chart_id="requests"),
     ]  # fmt: skip
