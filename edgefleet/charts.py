@@ -55,6 +55,8 @@ class Chart:
     chart_id: str = field(default="")
     whole_numbers: bool = False
     """The values are counts (edges): ticks at whole numbers only."""
+    time_range: tuple[float, float] | None = None
+    """The span the x axis covers (a run's whole duration, the last hour), else the data's."""
 
 
 def nice_step(span: float, target_ticks: int = 5) -> float:
@@ -141,6 +143,8 @@ def render_svg(chart: Chart) -> str:
     finite = [(t, v) for s in chart.series for t, v in s.points if math.isfinite(v)]
     times = [t for s in chart.series for t, _ in s.points] + [m.at for m in chart.markers]
     t0, t1 = (min(times), max(times)) if times else (0.0, 1.0)
+    if chart.time_range is not None:
+        t0, t1 = min(t0, chart.time_range[0]), max(t1, chart.time_range[1])
     if chart.time_axis == "elapsed":
         t0 = min(t0, 0.0)
     if t1 <= t0:

@@ -145,8 +145,9 @@ def _summary_value(name: str, value: float) -> str:
     return f"{value:,.1f} {unit}"
 
 
-def report_charts(rows: Sequence[dict[str, float]], markers: Sequence[Marker]) -> list[Chart]:
+def report_charts(rows: Sequence[dict[str, float]], markers: Sequence[Marker], duration: float) -> list[Chart]:
     """The four charts of a run, with the captions people read under them."""
+    span = (0.0, duration)
 
     def points(name: str, scale: float = 1.0) -> list[tuple[float, float]]:
         return [(r["t"], r[name] * scale) for r in rows]
@@ -154,15 +155,18 @@ def report_charts(rows: Sequence[dict[str, float]], markers: Sequence[Marker]) -
     return [
         Chart("Latency", "ms", [Series("median (p50)", points("p50_ms")), Series("95th percentile", points("p95_ms"))],
               "How long shoppers waited for each response, per second of the run: half of the requests were "
-              "faster than the median line, 95 in 100 faster than the upper line.", markers, chart_id="latency"),
+              "faster than the median line, 95 in 100 faster than the upper line.", markers, chart_id="latency",
+              time_range=span),
         Chart("Cache hit ratio", "%", [Series("answered from cache", points("hit_ratio", 100.0))],
               "The share of cacheable requests the edges answered from their cache without asking the origin; "
-              "dips follow new content (a flash sale) and purges.", markers, y_max=100.0, chart_id="hit-ratio"),
+              "dips follow new content (a flash sale) and purges.", markers, y_max=100.0, chart_id="hit-ratio",
+              time_range=span),
         Chart("Edges serving", "edges", [Series("edges that answered", points("edges"))],
               "How many different edges answered requests in each second: it rises when the autoscaler "
-              "adds an edge.", markers, chart_id="edges", whole_numbers=True),
+              "adds an edge.", markers, chart_id="edges", time_range=span, whole_numbers=True),
         Chart("Requests per second", "req/s", [Series("requests", points("rps"))],
-              "How many requests the load generator completed each second.", markers, chart_id="requests"),
+              "How many requests the load generator completed each second.", markers, chart_id="requests",
+              time_range=span),
     ]  # fmt: skip
 
 
@@ -172,7 +176,7 @@ def html_report(result: RunResult, title: str = "edgefleet bench", events: Seque
     summary = summarise(result)
     rows = timeline(result.samples)
     markers = sorted([*timeline_markers(result.samples, rows), *events], key=lambda m: m.at)
-    charts = "".join(render_figure(chart) for chart in report_charts(rows, markers))
+    charts = "".join(render_figure(chart) for chart in report_charts(rows, markers, result.duration))
     table = "".join(
         f'<tr><th scope="row">{html.escape(SUMMARY_LABELS[k][0])}</th><td>{html.escape(_summary_value(k, v))}</td></tr>'
         for k, v in summary.as_dict().items()
