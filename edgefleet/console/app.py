@@ -497,7 +497,9 @@ def build_console(settings: ConsoleSettings) -> Console:
         view=view,
         sampler=EdgeSampler(view, settings.admin_token, settings.sample_interval),
         desk=desk,
-        history=PrometheusHistory(settings.prometheus_url) if settings.prometheus_url else None,
+        history=PrometheusHistory(settings.prometheus_url, step=settings.prometheus_step)
+        if settings.prometheus_url
+        else None,
     )
 
 

@@ -38,6 +38,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--edges-dns", help="Kubernetes: the headless edge Service's DNS name")
     add_flag(parser, "--edge-admin-port", type=int, default=9090, help="the edges' admin port")
     add_flag(parser, "--prometheus-url", help="Prometheus for the charts (unset: sample the edges directly)")
+    add_flag(
+        parser, "--prometheus-step", type=duration, default=15.0, help="seconds between chart points from Prometheus"
+    )
     add_flag(parser, "--widths", type=_csv_ints, default=(320, 640, 1280), help="the origin's image widths")
     add_flag(parser, "--formats", type=lambda t: tuple(t.split(",")), default=("avif", "webp", "jpeg"),
              help="the origin's image formats")  # fmt: skip

@@ -34,6 +34,8 @@ class ConsoleSettings:
     """In Kubernetes: the headless edge Service's DNS name; its addresses are the ready edges."""
     edge_admin_port: int = 9090
     prometheus_url: str | None = None
+    prometheus_step: float = 15.0
+    """Seconds between chart points when the charts come from Prometheus."""
     widths: tuple[int, ...] = (320, 640, 1280)
     formats: tuple[str, ...] = ("avif", "webp", "jpeg")
     max_upload_size: int = 100 * 1024 * 1024
@@ -70,6 +72,7 @@ def settings_from_args(args: argparse.Namespace) -> ConsoleSettings:
         edges_dns=args.edges_dns,
         edge_admin_port=args.edge_admin_port,
         prometheus_url=(args.prometheus_url or "").rstrip("/") or None,
+        prometheus_step=args.prometheus_step,
         widths=tuple(args.widths),
         formats=tuple(args.formats),
         max_upload_size=args.max_upload_size,

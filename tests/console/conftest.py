@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -74,8 +75,10 @@ class ConsoleFleet:
         return (self.state_dir / "up.log").read_text(errors="replace")
 
 
-@pytest.fixture(scope="session")
-def console_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleFleet]:
+@contextlib.contextmanager
+def running_fleet(
+    tmp_path_factory: pytest.TempPathFactory, *, prometheus: bool, env: dict[str, str]
+) -> Iterator[ConsoleFleet]:
     state_dir = tmp_path_factory.mktemp("console-fleet") / "state"
     state_dir.mkdir()
     manifest = state_dir.parent / "cdncluster.yaml"
@@ -84,12 +87,10 @@ def console_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleF
     while base > 60000:
         base = free_port()
     log = (state_dir / "up.log").open("wb")
-    # The console samples the edges every second here, so charts have points within the test's patience.
-    env = {**os.environ, "EDGEFLEET_SAMPLE_INTERVAL": "1s"}
     process = subprocess.Popen(
         [sys.executable, "-m", "edgefleet.cli", "up", "-f", str(manifest), "--state-dir", str(state_dir),
-         "--port", str(base), "--no-screen", "--no-prometheus"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+         "--port", str(base), "--no-screen", *(() if prometheus else ("--no-prometheus",))],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env},
     )  # fmt: skip
 
     def running() -> RuntimeState | None:
@@ -111,6 +112,13 @@ def console_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleF
                 process.kill()
                 process.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def console_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleFleet]:
+    """Charts from the edges' metrics, sampled every second so they have points within the tests' patience."""
+    with running_fleet(tmp_path_factory, prometheus=False, env={"EDGEFLEET_SAMPLE_INTERVAL": "1s"}) as fleet:
+        yield fleet
 
 
 def sign_in(console_url: str, token: str) -> tuple[requests.Session, str]:
