@@ -179,7 +179,12 @@ def purge_rows(statuses: Sequence[PurgeStatus]) -> str:
     rows = []
     for s in statuses:
         acked = f"{len(s.acks)}/{s.expected}" if s.expected is not None else f"{len(s.acks)}"
-        duration = f"{s.duration_ms:.0f} ms" if s.duration_ms is not None else ("waiting" if not s.complete else NONE)
+        if s.duration_ms is None:
+            duration = "waiting"
+        elif s.expected is None:
+            duration = f"{s.duration_ms:.0f} ms (slowest so far)"
+        else:
+            duration = f"{s.duration_ms:.0f} ms"
         rows.append(
             f'<tr data-entry="{escape(s.entry_id)}"><td>{escape(s.description)}</td><td>{escape(s.issuer or "?")}</td>'
             f'<td><time datetime="{time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(s.issued_at))}">'

@@ -145,7 +145,9 @@ class PurgeDesk:
         else:
             pending, expected, complete = [], None, False
         counted = [acks[m] for m in (record.expected if record and record.names_known else acks) if m in acks]
-        duration = max(counted) * 1000 if complete and counted else None
+        # Purges issued elsewhere (edgefleet purge, PurgeRequests): who was a member is unknown here, so the
+        # duration is the slowest acknowledgement so far.
+        duration = max(counted) * 1000 if counted and (complete or record is None) else None
         return PurgeStatus(entry_id, describe(message), message.issuer, message.issued_at, acks, expected, pending,
                            complete, round(duration, 1) if duration is not None else None, message.soft)  # fmt: skip
 
