@@ -131,7 +131,11 @@ def format_value(value: float, unit: str) -> str:
         text = f"{value:.1f}".rstrip("0").rstrip(".")
     else:
         text = f"{value:.2f}".rstrip("0").rstrip(".")
-    return f"{text} {unit}".strip() if unit != "%" else f"{text}%"
+    if unit == "%":
+        return f"{text}%"
+    if unit == "edges" and value == 1:
+        unit = "edge"
+    return f"{text} {unit}".strip()
 
 
 WIDTH, HEIGHT = 560, 250

@@ -28,8 +28,8 @@ def test_counts_get_whole_number_ticks() -> None:
 @pytest.mark.parametrize(
     ("value", "unit", "text"),
     [(2010.0, "ms", "2 s"), (2500.0, "ms", "2.5 s"), (0.5, "ms", "0.5 ms"), (97.0, "%", "97%"),
-     (1200.0, "req/s", "1.2k req/s"), (40.0, "ms", "40 ms"), (3.0, "edges", "3 edges")],
-    ids=["seconds", "seconds-half", "sub-ms", "percent", "thousands", "ms", "count"],
+     (1200.0, "req/s", "1.2k req/s"), (40.0, "ms", "40 ms"), (3.0, "edges", "3 edges"), (1.0, "edges", "1 edge")],
+    ids=["seconds", "seconds-half", "sub-ms", "percent", "thousands", "ms", "count", "one"],
 )  # fmt: skip
 def test_values_read_like_people_write_them(value: float, unit: str, text: str) -> None:
     assert format_value(value, unit) == text
