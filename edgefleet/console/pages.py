@@ -191,7 +191,8 @@ def purge_rows(statuses: Sequence[PurgeStatus]) -> str:
             f"{escape(since(s.issued_at))}</time></td><td>{acked}</td><td>{duration}</td></tr>"
         )
     return (
-        '<div class="scroll"><table class="purges"><thead><tr><th scope="col">What</th><th scope="col">By</th><th scope="col">When</th>'
+        '<div class="scroll"><table class="purges"><thead><tr><th scope="col">What</th><th scope="col">By</th>'
+        '<th scope="col">When</th>'
         '<th scope="col">Edges acknowledged</th><th scope="col">Took</th></tr></thead>'
         f"<tbody>{''.join(rows)}</tbody></table></div>"
     )
