@@ -15,6 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.conftest import require
 from tests.console.conftest import ConsoleFleet, eventually
@@ -24,13 +30,6 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 WIDTHS = {"phone": 360, "desktop": 1280}
 IMAGE_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
 """What Chromium sends for <img>: the second view must ask for the same variant the page's first view cached."""
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium (the test extra)")
-from selenium.webdriver.chrome.options import Options  # noqa: E402
-from selenium.webdriver.chrome.service import Service  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 
 
 @pytest.fixture(scope="module")
