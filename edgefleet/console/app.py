@@ -275,10 +275,15 @@ async def object_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound(text=pages.layout("Not found", f"<p>No asset {key!r}.</p>", csrf=None),
                                content_type="text/html")  # fmt: skip
     edge = cache = ""
+    accept = request.headers.get("Accept", "")
     with contextlib.suppress(OriginProblem):
-        response = await console.origin.through_fleet(key, "", request.headers.get("Accept", ""), method="HEAD")
-        async with response:
-            edge, cache = response.headers.get("X-Edge", ""), response.headers.get("X-Cache", "")
+        # The edge the balancer hashes this URL to; each variant URL (?w=...) has its own owner.
+        async with await console.origin.through_fleet(key, "", accept, method="HEAD") as response:
+            edge = response.headers.get("X-Edge", "")
+        # The thumbnail's status at the fleet, as the page's own preview will find it (and warms it).
+        async with await console.origin.through_fleet(key, "?w=160", accept) as response:
+            await response.content.read(MAX_THUMBNAIL)
+            cache = response.headers.get("X-Cache", "")
     html = pages.object_page(session_of(request).csrf, info, edge, cache, console.settings.widths,
                              console.settings.formats)  # fmt: skip
     return web.Response(text=html, content_type="text/html")

@@ -145,7 +145,7 @@ def object_page(csrf: str, info: ObjectDetails, edge: str, cache: str, widths: S
         ("CDN-Cache-Control (edges)", info.cdn_cache_control),
         ("Tags", " ".join(info.tags) or "none"),
         ("Owning edge", edge or "unknown"),
-        ("Fleet cache status", cache or "unknown"),
+        ("Thumbnail (?w=160) at the fleet", cache or "unknown"),
     ]
     rows = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in fields)
     image = info.content_type.startswith("image/")

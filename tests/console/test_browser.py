@@ -197,6 +197,7 @@ def test_search_by_tag_and_the_object_page_show_what_the_fleet_knows(
     assert facts["ETag"].startswith('"')
     assert "max-age=" in facts["CDN-Cache-Control (edges)"]
     assert facts["Owning edge"] in {e.name for e in console_fleet.state.edges}
+    assert facts["Thumbnail (?w=160) at the fleet"].startswith("HIT"), "the asset list's thumbnail was cached"
     assert "?w=320" in browser.find_element(By.ID, "variants-heading").find_element(By.XPATH, "..").text
     assert unlabelled_controls(browser) == []
     screenshots(browser, output_dir, "object")
