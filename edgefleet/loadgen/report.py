@@ -102,12 +102,15 @@ def timeline(samples: Sequence[Sample], bucket: float = 1.0) -> list[dict[str, f
 def timeline_markers(samples: Sequence[Sample], rows: Sequence[dict[str, float]]) -> list[Marker]:
     """Events visible in the run itself: each traffic phase's start, and each time more edges served."""
     markers: list[Marker] = []
-    phase = None
-    for sample in sorted(samples, key=lambda s: s.at):
-        if sample.phase != phase:
-            if phase is not None:
-                markers.append(Marker(sample.at, PHASE_EVENTS.get(sample.phase, f"{sample.phase} starts")))
-            phase = sample.phase
+    # Each phase once, where its first response finished: responses of concurrent requests from two phases
+    # interleave around a phase change, and a marker per switch would bury the chart.
+    first: dict[Phase, float] = {}
+    for sample in samples:
+        first[sample.phase] = min(first.get(sample.phase, sample.at), sample.at)
+    opening = min(first, key=lambda phase: first[phase]) if first else None
+    for phase, at in sorted(first.items(), key=lambda item: item[1]):
+        if phase != opening:
+            markers.append(Marker(at, PHASE_EVENTS.get(phase, f"{phase} starts")))
     most = 0.0
     for row in rows:
         if most and row["edges"] > most:

@@ -155,3 +155,17 @@ def test_report_charts_have_ticks_time_labels_markers_and_a_sentence() -> None:
     assert re.search(r">\d+(\.\d+)? ms</text>", latency), "latency ticks carry their unit"
     hit = charts[1]
     assert ">100%</text>" in hit and ">0%</text>" in hit
+
+
+def test_each_phase_is_marked_once_even_when_responses_interleave() -> None:
+    samples = [
+        Sample(at, 0.002, 200, "HIT", "e0", 100, phase)
+        for at, phase in [(0.1, Phase.NORMAL), (9.9, Phase.FLASH_SALE), (10.0, Phase.NORMAL), (10.1, Phase.FLASH_SALE),
+                          (10.2, Phase.NORMAL), (15.0, Phase.CRAWLER), (15.1, Phase.FLASH_SALE), (16.0, Phase.CRAWLER)]
+    ]  # fmt: skip
+    page = html_report(RunResult(duration=20.0, samples=samples))
+    latency = re.findall(r"<figure.*?</figure>", page)[0]
+    texts = re.findall(r">([^<>]+)</text>", latency)
+    assert texts.count("flash sale starts") == 1
+    assert texts.count("crawler arrives") == 1
+    assert "browsing" not in texts, "the opening phase is not an event"
