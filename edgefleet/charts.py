@@ -214,7 +214,8 @@ def render_svg(chart: Chart) -> str:
         parts.append(
             f'<g class="marker"><line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{TOP + plot_h}" stroke="#555" '
             f'stroke-dasharray="4 3"/><text x="{x + dx:.1f}" y="{TOP + 12 + 13 * (index % 3)}" font-size="12" '
-            f'text-anchor="{anchor}" fill="#333">{html.escape(marker.label)}</text></g>'
+            f'text-anchor="{anchor}" fill="#333" stroke="#fff" stroke-width="3" paint-order="stroke">'
+            f"{html.escape(marker.label)}</text></g>"
         )
     legend_x = WIDTH - RIGHT
     for index, series in enumerate(chart.series):
