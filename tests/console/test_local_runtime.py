@@ -41,3 +41,13 @@ def test_local_example_runs_the_console_without_secrets_on_its_command_line(tmp_
     assert command[command.index("console") + 1 :][:2] == ["--listen", f"127.0.0.1:{plan.ports.console}"]
     assert "--state-dir" in command
     assert not {tokens.admin, tokens.upload, tokens.console} & set(" ".join(command).split())
+
+
+def test_status_screen_shows_where_the_console_is() -> None:
+    from edgefleet.runtime.screen import render_status
+    from edgefleet.runtime.state import RuntimeState
+
+    state = RuntimeState(pid=1, cluster="default.shop", redis_url="", balancer_url="http://127.0.0.1:8080",
+                         balancer_admin_url="", origin_url="", prometheus_url=None,
+                         console_url="http://127.0.0.1:8082")  # fmt: skip
+    assert "console: http://127.0.0.1:8082" in render_status(state, now=0.0)
