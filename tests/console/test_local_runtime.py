@@ -10,7 +10,8 @@ import yaml
 
 from edgefleet.api import CdnCluster
 from edgefleet.runtime.plan import console_command, make_plan
-from edgefleet.runtime.state import load_or_create_tokens
+from edgefleet.runtime.screen import render_status
+from edgefleet.runtime.state import RuntimeState, load_or_create_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,9 +45,6 @@ def test_local_example_runs_the_console_without_secrets_on_its_command_line(tmp_
 
 
 def test_status_screen_shows_where_the_console_is() -> None:
-    from edgefleet.runtime.screen import render_status
-    from edgefleet.runtime.state import RuntimeState
-
     state = RuntimeState(pid=1, cluster="default.shop", redis_url="", balancer_url="http://127.0.0.1:8080",
                          balancer_admin_url="", origin_url="", prometheus_url=None,
                          console_url="http://127.0.0.1:8082")  # fmt: skip
