@@ -180,6 +180,43 @@ def test_three_uploads_each_reach_100_percent_and_their_thumbnails_warm_the_flee
     assert console_errors(browser) == []
 
 
+def test_files_dropped_on_the_drop_zone_upload_with_progress(browser: WebDriver, console_fleet: ConsoleFleet) -> None:
+    browser.get(console_fleet.url + "/assets")
+    browser.find_element(By.ID, "upload-prefix").send_keys("dropped")
+    # A real drop event carrying real files, as dragging them from the desktop would dispatch.
+    browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        async function image(type, colour) {
+          const canvas = document.createElement("canvas");
+          canvas.width = 300; canvas.height = 200;
+          const context = canvas.getContext("2d");
+          context.fillStyle = colour;
+          context.fillRect(0, 0, 300, 200);
+          return await new Promise((resolve) => canvas.toBlob(resolve, type));
+        }
+        (async () => {
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([await image("image/png", "#c0392b")], "banner.png", {type: "image/png"}));
+          transfer.items.add(new File([await image("image/webp", "#2e8b3a")], "logo.webp", {type: "image/webp"}));
+          const zone = document.getElementById("dropzone");
+          zone.dispatchEvent(new DragEvent("dragover", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+          zone.dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+          done(true);
+        })();
+    """)
+
+    def both_done() -> bool:
+        items = browser.find_elements(By.CSS_SELECTOR, "#upload-list li.done")
+        return sorted(i.get_attribute("data-key") for i in items) == ["dropped/banner.png", "dropped/logo.webp"]
+
+    eventually(both_done, "both dropped files uploaded", 60)
+    bars = browser.find_elements(By.CSS_SELECTOR, "#upload-list li progress")
+    assert [b.get_attribute("value") for b in bars] == ["100", "100"]
+    eventually(lambda: "dropped/banner.png" in browser.find_element(By.ID, "asset-list").text,
+               "the dropped files in the asset list", 30)  # fmt: skip
+    assert console_errors(browser) == []
+
+
 def test_search_by_tag_and_the_object_page_show_what_the_fleet_knows(
     browser: WebDriver, console_fleet: ConsoleFleet, output_dir: Path
 ) -> None:
