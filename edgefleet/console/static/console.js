@@ -212,6 +212,14 @@
     window.setInterval(() => { if (!document.hidden) refresh("fleet-panel", src); }, 5000);
   }
 
+  // A thumbnail the fleet could not make (an image the origin cannot decode) becomes a plain note.
+  document.addEventListener("error", (event) => {
+    const image = event.target;
+    if (image instanceof HTMLImageElement && image.classList.contains("thumb")) {
+      image.replaceWith(el("span", { class: "thumb none" }, "no preview"));
+    }
+  }, true);
+
   document.addEventListener("DOMContentLoaded", () => {
     setUpUploads();
     setUpObject();
