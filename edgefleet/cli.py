@@ -33,6 +33,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "edge": Subcommand("edgefleet_edge.cli", "Run a caching edge (HTTP/1.1 reverse proxy)"),
     "balancer": Subcommand("edgefleet_balancer.cli", "Run the consistent-hashing balancer"),
     "origin": Subcommand("edgefleet_origin.cli", "Run the origin (assets, image variants, uploads)"),
+    "console": Subcommand("edgefleet.console.cli", "Run the web console (assets, purges, fleet)"),
     "operator": Subcommand("edgefleet_operator.cli", "Run the Kubernetes operator"),
     "render": Subcommand("edgefleet_operator.render_cli", "Print the objects the operator would create"),
     "crds": Subcommand("edgefleet.crds_cli", "Print the CustomResourceDefinitions"),

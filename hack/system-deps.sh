@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use as real parts (Prometheus; Chromium for the report check)
+# Installs the Debian packages the tests use as real parts (Prometheus; Chromium and its driver for the
+# report check and the console's browser tests)
 # when they are missing and we are root. Without root it only reports what is missing; the tests then
 # fail in CI with a message naming it, and skip locally.
 set -euo pipefail
 
 want=("$@")
 if [[ ${#want[@]} -eq 0 ]]; then
-  want=(prometheus:prometheus promtool:prometheus chromium:chromium haproxy:haproxy)
+  want=(prometheus:prometheus promtool:prometheus chromium:chromium chromedriver:chromium-driver haproxy:haproxy)
 fi
 
 missing_pkgs=()

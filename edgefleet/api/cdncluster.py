@@ -335,6 +335,36 @@ class Autoscaling(ApiModel):
         return parse_seconds(self.interval)
 
 
+class ConsoleService(ApiModel):
+    """How the console is exposed."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """Kubernetes Service type (put an Ingress with TLS in front for people outside the cluster)."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 80
+    """Service port."""
+    node_port: Annotated[int, Field(ge=30000, le=32767)] | None = None
+    """Fixed node port for NodePort and LoadBalancer Services."""
+
+
+class Console(ApiModel):
+    """The shop team's web console: assets, purges and the fleet's numbers (``edgefleet console``)."""
+
+    enabled: bool = False
+    """Run the console."""
+    token_secret: SecretKeyRef | None = None
+    """Secret key holding the token people sign in with; when unset the operator generates one in the Secret
+    <name>-console-token (key console-token)."""
+    service: ConsoleService = ConsoleService()
+    """How the console is exposed."""
+    prometheus_url: Annotated[str, Field(pattern=HTTP_URL_PATTERN, max_length=2048)] | None = None
+    """Prometheus for the console's charts; defaults to autoscaling.prometheusUrl, else the console samples
+    the edges' /metrics itself."""
+    secure_cookies: bool = False
+    """Mark the session cookie Secure: set it when people reach the console over HTTPS."""
+    resources: Resources | None = None
+    """Compute resources of the console pod."""
+
+
 class CdnClusterSpec(ApiModel):
     """Desired state of a CDN edge fleet."""
 
@@ -348,6 +378,8 @@ class CdnClusterSpec(ApiModel):
     """The purge bus (Redis Streams)."""
     autoscaling: Autoscaling = Autoscaling()
     """Edge autoscaling."""
+    console: Console = Console()
+    """The shop team's web console."""
 
 
 class ObjectMeta(ApiModel):

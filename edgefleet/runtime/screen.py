@@ -38,6 +38,8 @@ def render_status(state: RuntimeState, now: float | None = None) -> str:
         lines.append(f"last scaling: {change}, {age:.0f}s ago: {decision.get('reason')}")
     else:
         lines.append("last scaling: none yet")
+    if state.console_url:
+        lines.append(f"console: {state.console_url}")
     for deviation in state.deviations:
         lines.append(f"note: {deviation}")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ Manifest = dict[str, Any]
 MANAGED_BY = "edgefleet-operator"
 CONFIG_HASH = "cdn.edgefleet.io/config-hash"
 EDGE_PORT, ADMIN_PORT, ORIGIN_PORT, REDIS_PORT = 8080, 9090, 8081, 6379
+CONSOLE_PORT = 8082
 RUN_AS = 10001
 
 
@@ -41,6 +42,11 @@ def name_of(cluster: CdnCluster, component: str | None = None) -> str:
 
 def tokens_secret(cluster: CdnCluster) -> str:
     return name_of(cluster, "tokens")
+
+
+def console_token_secret(cluster: CdnCluster) -> str:
+    """The Secret the operator generates for the console token when spec.console.tokenSecret is unset."""
+    return name_of(cluster, "console-token")
 
 
 def bus_cluster(cluster: CdnCluster) -> str:
@@ -494,6 +500,83 @@ def _redis(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     return manifests
 
 
+def _console(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
+    """The web console: one pod (sessions live in its memory), its own Service, and a ServiceAccount without
+    any API permissions or token: it finds the edges through the headless edge Service's DNS records."""
+    spec, namespace = cluster.spec.console, cluster.metadata.namespace
+    account = name_of(cluster, "console")
+    images = cluster.spec.origin.images
+    prometheus = spec.prometheus_url or cluster.spec.autoscaling.prometheus_url
+    balancer_port = cluster.spec.balancer.service.port
+    args = [
+        "console",
+        f"--listen=0.0.0.0:{CONSOLE_PORT}",
+        f"--origin=http://{name_of(cluster, 'origin')}:{ORIGIN_PORT}",
+        f"--fleet=http://{name_of(cluster)}" + (f":{balancer_port}" if balancer_port != 80 else ""),
+        f"--redis={bus_url(cluster)}",
+        f"--cluster={bus_cluster(cluster)}",
+        f"--edges-dns={name_of(cluster, 'edge')}.{namespace}.svc",
+        f"--edge-admin-port={ADMIN_PORT}",
+        f"--widths={','.join(str(w) for w in images.widths)}",
+        f"--formats={','.join(images.formats)}",
+        "--log-format=json",
+    ]
+    if prometheus:
+        args.append(f"--prometheus-url={prometheus}")
+    if spec.secure_cookies:
+        args.append("--secure-cookies")
+    token = spec.token_secret
+    upload = cluster.spec.origin.upload_token_secret
+    env = [
+        _secret_env("EDGEFLEET_CONSOLE_TOKEN", token.name, token.key)
+        if token is not None
+        else _secret_env("EDGEFLEET_CONSOLE_TOKEN", console_token_secret(cluster), "console-token"),
+        _secret_env("EDGEFLEET_UPLOAD_TOKEN", upload.name, upload.key)
+        if upload is not None
+        else _secret_env("EDGEFLEET_UPLOAD_TOKEN", tokens_secret(cluster), "upload-token"),
+        *_token_env(cluster),
+        *_bus_env(cluster),
+    ]
+    container = {
+        "name": "console",
+        "image": options.image,
+        # Every edgefleet image carries the whole CLI; the subcommand is the first argument.
+        "command": ["edgefleet"],
+        "args": args,
+        "env": env,
+        "ports": [{"name": "http", "containerPort": CONSOLE_PORT, "protocol": "TCP"}],
+        "readinessProbe": _probe("/healthz", CONSOLE_PORT),
+        "livenessProbe": _probe("/healthz", CONSOLE_PORT, 10),
+        "resources": _resources(spec.resources, "50m", "96Mi"),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    deployment = _deployment(cluster, "console", 1, container, {"args": args, "env": env},
+                             volumes=[{"name": "tmp", "emptyDir": {}}], service_account=account)  # fmt: skip
+    deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] = False
+    deployment["spec"]["strategy"] = {"type": "Recreate"}
+    service_spec: dict[str, Any] = {"type": spec.service.type}
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": spec.service.port, "targetPort": CONSOLE_PORT, "protocol": "TCP"}
+    ]
+    if spec.service.node_port is not None and spec.service.type != "ClusterIP":
+        ports[0]["nodePort"] = spec.service.node_port
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _metadata(cluster, account, "console"),
+            "automountServiceAccountToken": False,
+        },
+        deployment,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(cluster, account, "console"),
+            "spec": {"selector": selector(cluster, "console"), "ports": ports, **service_spec},
+        },
+    ]
+
+
 def _service_monitor(cluster: CdnCluster) -> Manifest:
     """Scrapes every edge's admin /metrics through the headless edge Service, with the admin token."""
     return {
@@ -519,6 +602,8 @@ def render(cluster: CdnCluster, options: RenderOptions = RenderOptions()) -> lis
     manifests += _origin(cluster, options)
     manifests += _edges(cluster, options)
     manifests += _balancer(cluster, options)
+    if cluster.spec.console.enabled:
+        manifests += _console(cluster, options)
     if options.service_monitor:
         manifests.append(_service_monitor(cluster))
     return manifests
