@@ -52,6 +52,7 @@ kube-down: venv
 	@$(BIN)/python -m edgefleet.testing.kube_testenv down
 
 bench: venv
+	hack/system-deps.sh nginx:nginx varnishd:varnish wrk:wrk haproxy:haproxy
 	$(BIN)/python bench/run_all.py
 
 # ---- container images and kind (need Docker; not available on every machine) ----------------------
