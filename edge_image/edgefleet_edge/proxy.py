@@ -494,8 +494,7 @@ class CachingProxy:
             entry.lifetime, entry.stale_while_revalidate, entry.stale_if_error = 0.0, 0.0, 0.0
             entry.must_revalidate, entry.grace_allowed = True, False
         entry.stale = False
-        if entry.tier == "disk":
-            self.store._write_meta(entry)
+        self.store.update_meta(entry)
         return entry
 
     def _revalidate_in_background(self, request: EdgeRequest, key: str, entry: Entry) -> None:

@@ -325,6 +325,11 @@ class Store:
             os.replace(tmp, target)
         self._write_meta(entry)  # last: metadata present means the body is complete
 
+    def update_meta(self, entry: Entry) -> None:
+        """Persist an entry's changed headers and freshness (a 304 refreshed it): disk entries only."""
+        if entry.tier == "disk":
+            self._write_meta(entry)
+
     def _write_meta(self, entry: Entry) -> None:
         meta = asdict(entry)
         meta.pop("body")

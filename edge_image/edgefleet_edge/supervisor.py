@@ -57,7 +57,7 @@ from .admin import AdminState, admin_routes
 from .control import ChannelClosed, ControlChannel, Message
 from .metrics import PurgeMetrics
 from .purging import apply_purge, follow_purge_bus
-from .server import EdgeSettings
+from .settings import EdgeSettings
 from .shared_disk import SharedDiskIndex
 from .shared_store import SharedStore
 from .store import Store

@@ -26,11 +26,10 @@ from edgefleet.logs import configure_logging
 
 from .access_log import AccessLog
 from .control import ChannelClosed, ControlChannel, Message
+from .data_plane import DataPlane
 from .metrics import EdgeMetrics
-from .protocol import HttpToolsServer, Limits
-from .proxy import CachingProxy, EdgeConfig
 from .purging import apply_purge
-from .server import EdgeSettings, origin_pool
+from .settings import EdgeSettings
 from .shared_disk import SharedDiskIndex
 from .shared_store import SharedStore
 from .store import Store
@@ -73,15 +72,7 @@ class Worker:
         )
         self.metrics = EdgeMetrics(self.store)
         self.stopping = asyncio.Event()
-        self._flusher: asyncio.TimerHandle | None = None
         self.access_log: AccessLog | None = None
-
-    def _flush_metrics(self) -> None:
-        """Fold the hot path's tallies into the (multiprocess) metrics once a second; ``stats`` folds them too."""
-        self.metrics.flush()
-        if self.access_log is not None:
-            self.access_log.flush()
-        self._flusher = asyncio.get_running_loop().call_later(1.0, self._flush_metrics)
 
     def _invalidated(self, key: str) -> None:
         if self.channel is not None:
@@ -123,23 +114,13 @@ class Worker:
             loop.add_signal_handler(sig, self.stopping.set)
         self.channel = await ControlChannel.open(self.control_socket, self.handle)
         reader = loop.create_task(self.channel.run())
-        origin = origin_pool(self.settings)
-        s = self.settings
-        proxy = CachingProxy(
-            EdgeConfig(name=s.name, origin=s.origin, grace=s.grace, allow_set_cookie=s.allow_set_cookie),
-            self.store, self.metrics, origin,
-        )  # fmt: skip
-        data_server: HttpToolsServer | None = None
+        plane = DataPlane.build(self.settings, self.store, self.metrics)
+        self.access_log = plane.access_log
         try:
             # Answered only when no purge is in flight: from here on this worker receives every purge.
             await self.channel.request("hello", pid=os.getpid(), worker=self.number)
-            limits = Limits(idle_timeout=s.idle_timeout, header_timeout=s.header_timeout,
-                            max_connections=s.max_connections)  # fmt: skip
-            self.access_log = AccessLog() if s.access_log else None
-            data_server = HttpToolsServer(proxy, limits, self.access_log)
-            await data_server.start_on(self.listen)
+            await plane.start(sock=self.listen)
             self.channel.notify("serving", pid=os.getpid(), worker=self.number)
-            self._flush_metrics()
             gc.freeze()  # start-up's objects live as long as the process (as in cli.serve)
             lost = loop.create_task(self.channel.closed.wait())
             told = loop.create_task(self.stopping.wait())
@@ -151,15 +132,7 @@ class Worker:
         except ChannelClosed:
             logger.warning("Worker %d lost its supervisor before serving; exiting", self.number)
         finally:
-            if self._flusher is not None:
-                self._flusher.cancel()
-            self.metrics.flush()
-            if self.access_log is not None:
-                self.access_log.flush()
-            if data_server is not None:
-                await data_server.stop()
-            await proxy.close()
-            await origin.close()
+            await plane.stop()
             await self.channel.close()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
