@@ -14,9 +14,10 @@ hit ratio (GDSF gives bytes up for objects).
   and the lowest goes first; the clock rises to each evicted priority, so objects not reused age out. The
   exponents weigh reuse over size: small objects win ties (object hit ratio), popular large ones stay (byte
   hit ratio). Hits only count (O(1)); priorities are recomputed lazily when an entry surfaces at eviction.
-- Admission: a new object larger than 1/256 of the tier and 128 times the mean size of the objects the tier
-  holds is stored on its second request (a crawler's one-off huge files do not flush the tier); in an empty
-  tier, 1/256 of it alone. Both scale: a tier of few objects does not make every object "large".
+- Admission: a new object larger than 1/1024 of the tier and 128 times the mean size of the objects the tier
+  was asked to store lately waits for its second request (a crawler's one-off huge files do not flush the
+  tier); before any traffic, 1/1024 of the tier alone. Both scale: in a tier of few objects only an object
+  far larger than the others is "large", never every object.
 
 ``s3fifo-sa`` (size-aware S3-FIFO, the default before), ``s3fifo`` (plain S3-FIFO as published) and ``lru``
 (``ByteLRU``) remain selectable.
@@ -270,7 +271,7 @@ class S3FIFOGDSFTier:
         size_weight: float = 0.5,
         max_freq: int = 32,
         ghost_factor: int = 3,
-        large_share: int = 256,
+        large_share: int = 1024,
         large_multiple: int = 128,
     ) -> None:
         self.capacity = capacity
@@ -282,6 +283,8 @@ class S3FIFOGDSFTier:
         self.ghost_factor = ghost_factor
         self.large_floor = max(1, capacity // large_share)
         self.large_multiple = large_multiple
+        self._asked = 0
+        self._mean_asked = 0.0
         self._small: deque[tuple[str, int]] = deque()
         self._small_used = 0
         self._main: list[tuple[float, int, str, int]] = []
@@ -305,11 +308,9 @@ class S3FIFOGDSFTier:
 
     @property
     def large(self) -> int:
-        """Objects over this many bytes wait for their second request: over 1/256 of the tier and over
-        ``large_multiple`` times the mean stored object (1/256 of the tier alone while it is empty)."""
-        if not self._size:
-            return self.large_floor
-        return max(self.large_floor, self.large_multiple * self.used // len(self._size))
+        """Objects over this many bytes wait for their second request: over 1/``large_share`` of the tier and
+        over ``large_multiple`` times the mean size of the objects asked about lately (the share alone before any)."""
+        return max(self.large_floor, int(self.large_multiple * self._mean_asked))
 
     def touch(self, item: str) -> None:
         frequency = self._freq.get(item)  # on every hit: one lookup, one store, no allocation
@@ -319,7 +320,11 @@ class S3FIFOGDSFTier:
     def admits(self, item: str, size: int) -> bool:
         if size > self.capacity:
             return False
-        if size <= self.large or item in self._ghost or item in self._size:
+        large = self.large
+        # The mean of the sizes asked about: exact for the first 1,024, then a moving average over about as many.
+        self._asked = min(self._asked + 1, 1024)
+        self._mean_asked += (size - self._mean_asked) / self._asked
+        if size <= large or item in self._ghost or item in self._size:
             return True
         self._remember(item, 0)
         return False
