@@ -365,9 +365,8 @@ class S3FIFOGDSFTier:
 
     def _push(self, item: str) -> None:
         frequency = self._freq[item]
-        priority = self._clock + min(frequency, self.max_freq) ** self.frequency_weight / (
-            self._size[item] ** self.size_weight
-        )
+        size = self._size[item] or 1  # an empty body (a 204, an empty file) still takes an index entry
+        priority = self._clock + min(frequency, self.max_freq) ** self.frequency_weight / size**self.size_weight
         self._generation += 1
         self._where[item] = (False, self._generation)
         heapq.heappush(self._main, (priority, self._generation, item, frequency))

@@ -75,6 +75,16 @@ def test_threshold_follows_the_objects_the_tier_is_asked_to_store() -> None:
     assert stored_on_request(tier, "video.mp4", 2_000_000) == 2, "128 times the mean: one request is not enough"
 
 
+def test_empty_bodies_are_stored_promoted_and_evicted_like_any_object() -> None:
+    tier = default_tier(10_000)
+    for round_ in range(3):
+        for i in range(200):
+            request(tier, f"empty-{i}", 0)
+            request(tier, f"body-{round_}-{i}", 100)
+            request(tier, f"body-{round_}-{i}", 100)
+    assert tier.used <= tier.capacity and any(f"empty-{i}" in tier for i in range(200))
+
+
 def test_object_larger_than_the_tier_is_never_admitted() -> None:
     tier = default_tier()
     for _ in range(3):
