@@ -251,6 +251,10 @@ class S3FIFOTier:
         del self._where[item]
 
 
+_HIT_COUNT_CAP = 255
+"""Hits counted per object between two queueings (CPython caches the ints up to 256)."""
+
+
 class S3FIFOGDSFTier:
     """S3-FIFO's probation queue and ghost in front of a GDSF-ordered main queue (see the module docstring).
 
@@ -280,6 +284,8 @@ class S3FIFOGDSFTier:
         self.frequency_weight = frequency_weight
         self.size_weight = size_weight
         self.max_freq = max_freq
+        if not 0 < max_freq < _HIT_COUNT_CAP:
+            raise ValueError(f"max_freq must be between 1 and {_HIT_COUNT_CAP - 1}: a hit must change the count")
         self.ghost_factor = ghost_factor
         self.large_floor = max(1, capacity // large_share)
         self.large_multiple = large_multiple
@@ -314,7 +320,7 @@ class S3FIFOGDSFTier:
 
     def touch(self, item: str) -> None:
         frequency = self._freq.get(item)  # on every hit: one lookup, one store, no allocation
-        if frequency is not None:
+        if frequency is not None and frequency < _HIT_COUNT_CAP:
             self._freq[item] = frequency + 1
 
     def admits(self, item: str, size: int) -> bool:
@@ -364,7 +370,9 @@ class S3FIFOGDSFTier:
             self._compact()
 
     def _push(self, item: str) -> None:
-        frequency = self._freq[item]
+        # Counted from ``max_freq`` at most, so a hit after this push always changes the count (the cap on
+        # hits is higher), and the counts stay small ints that CPython never allocates.
+        frequency = self._freq[item] = min(self._freq[item], self.max_freq)
         size = self._size[item] or 1  # an empty body (a 204, an empty file) still takes an index entry
         priority = self._clock + min(frequency, self.max_freq) ** self.frequency_weight / size**self.size_weight
         self._generation += 1

@@ -75,6 +75,17 @@ def test_threshold_follows_the_objects_the_tier_is_asked_to_store() -> None:
     assert stored_on_request(tier, "video.mp4", 2_000_000) == 2, "128 times the mean: one request is not enough"
 
 
+def test_object_hit_thousands_of_times_stays_with_small_hit_counts() -> None:
+    tier = default_tier(100_000)
+    request(tier, "app.js", 5_000)
+    for i in range(5_000):
+        request(tier, "app.js", 5_000)  # hot: hit far more often than the count cap
+        request(tier, f"new-{i}", 1_000)
+        request(tier, f"new-{i}", 1_000)
+        assert max(tier._freq.values()) <= 255, "counts stay ints CPython never allocates"
+    assert "app.js" in tier, "each hit is still seen when its entry surfaces"
+
+
 def test_empty_bodies_are_stored_promoted_and_evicted_like_any_object() -> None:
     tier = default_tier(10_000)
     for round_ in range(3):
