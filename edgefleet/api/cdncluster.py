@@ -190,7 +190,7 @@ class EdgeReplicas(ApiModel):
         return self.min if self.desired is None else self.desired
 
 
-CachePolicy = Literal["s3fifo-sa", "s3fifo", "lru"]
+CachePolicy = Literal["s3fifo-gdsf", "s3fifo-sa", "s3fifo", "lru"]
 """The edge's tier policies (``edgefleet edge --cache-policy``; the edge's tiers.py implements each)."""
 
 
@@ -203,9 +203,10 @@ class EdgeCache(ApiModel):
     """Disk tier size per edge (0 turns the disk tier off)."""
     grace: Duration = "1h"
     """How long past expiry a stale object may still be served when the origin fails."""
-    policy: CachePolicy = "s3fifo-sa"
-    """Admission and eviction in both tiers: s3fifo-sa (size-aware S3-FIFO: an object over 0.05% of a tier is
-    stored on its second request; chosen by measurement, see bench/README.md), s3fifo, or lru."""
+    policy: CachePolicy = "s3fifo-gdsf"
+    """Admission and eviction in both tiers: s3fifo-gdsf (S3-FIFO's probation queue in front of a GDSF-ordered
+    main queue; an object over 1/1024 of a tier and 128 times the mean object is stored on its second request;
+    chosen by measurement, see bench/README.md), s3fifo-sa (the default before), s3fifo, or lru."""
 
     @property
     def memory_bytes(self) -> int:

@@ -306,7 +306,7 @@ def _edges(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     # Only when they differ from the edge's defaults, so existing manifests render exactly as before.
     if edge.workers > 1:
         args.append(f"--workers={edge.workers}")
-    if edge.cache.policy != "s3fifo-sa":
+    if edge.cache.policy != "s3fifo-gdsf":
         args.append(f"--cache-policy={edge.cache.policy}")
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *_token_env(cluster),
            *_bus_env(cluster)]  # fmt: skip
