@@ -4,13 +4,15 @@ Small bodies live in memory; when the memory tier evicts them they move to disk 
 tier), and bodies too large for memory go to disk directly (streamed ones as a finished temp file from
 ``new_temp_body``, moved in by ``put(body_file=...)``). The disk tier survives restarts: each
 object is a body file plus a metadata file renamed into place last, so a torn write leaves a body
-without metadata, which start-up deletes and never serves.
+without metadata, which start-up deletes and never serves. Every body carries a CRC-32 and is checked before it
+is served (``body_check``); a disk error serves the request unstored and pauses disk writes for a while.
 
 Each tier admits and evicts by the policy chosen on traces (``tiers.py``; ``bench/hitratio.py``): by default
-size-aware S3-FIFO, under which an object larger than 0.05% of the tier it would land in is stored on its
-second request, not its first; ``s3fifo`` and ``lru`` remain selectable (``--cache-policy``). Admission is
-asked only for objects new to the cache: replacements and demotions from memory to disk are always kept.
-The index also answers purges by path, prefix, surrogate key and all.
+``s3fifo-gdsf``, S3-FIFO's probation queue in front of a GDSF-ordered main queue, under which a new object much
+larger than the objects the tier usually stores waits for its second request; ``s3fifo-sa``, ``s3fifo`` and
+``lru`` remain selectable (``--cache-policy``). Admission is asked only for objects new to the cache:
+replacements and demotions from memory to disk are always kept. The index also answers purges by path, prefix,
+surrogate key and all.
 """
 
 from __future__ import annotations
