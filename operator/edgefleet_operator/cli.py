@@ -14,7 +14,8 @@ from edgefleet.flags import add_flag, duration, host_port
 from edgefleet.logs import configure_logging
 
 from . import autoscaling
-from .handlers import OperatorConfig, Runtime, make_runtime, register
+from .context import OperatorConfig, Runtime, make_runtime
+from .handlers import register
 from .render import RenderOptions
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,13 @@ async def _main(args: argparse.Namespace) -> int:
     metrics = await _serve_metrics(runtime, args.metrics_listen)
     try:
         namespaces = tuple(args.namespace)
-        await kopf.operator(registry=registry, standalone=True, clusterwide=not namespaces, namespaces=namespaces)
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            memo=kopf.Memo(runtime=runtime),
+        )
     finally:
         await metrics.cleanup()
         for client in runtime.buses.values():
