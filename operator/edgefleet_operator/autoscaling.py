@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 import kopf
 
 from edgefleet.api import GROUP, VERSION, CdnCluster
-from edgefleet.api.cdncluster import CdnClusterStatus, FleetMetrics, ScalingDecision
-from edgefleet.autoscale.decision import PastDecision, Sample, decide
+from edgefleet.api.cdncluster import CdnClusterStatus, Condition, FleetMetrics, ScalingDecision
+from edgefleet.autoscale.decision import Decision, PastDecision, Sample, decide
 from edgefleet.autoscale.sources import MetricsSource, MetricsUnavailable, PrometheusSource
 from edgefleet.autoscale.spec import scaling_spec
 
@@ -58,7 +58,7 @@ def fleet_selector(cluster: CdnCluster) -> str:
 
 def fleet_metrics(sample: Sample) -> FleetMetrics:
     values = {name: round(value, 4) for name, value in sample.as_dict().items() if value is not None}
-    return FleetMetrics(**values)
+    return FleetMetrics.model_validate(values)
 
 
 def source_for(cluster: CdnCluster) -> MetricsSource:
@@ -127,23 +127,36 @@ class Autoscaler:
         current = cluster.spec.edge.replicas.effective
         decision = decide(current, scaling_spec(cluster.spec), list(memory.samples), memory.history, now)
         runtime.scaling_decisions.labels(decision.direction).inc()
-        message = "Metrics available" if decision.used is not None else decision.reason
-        healthy = condition("AutoscalerHealthy", True, "MetricsAvailable", message, generation)
-        status = CdnClusterStatus(metrics=fleet_metrics(sample), conditions=merge_conditions(existing, [healthy]))
+        # Says why it holds (within targets, too few requests behind the sample, waiting for a fresh one).
+        message = f"Metrics available; {decision.reason}" if decision.direction == "hold" else "Metrics available"
+        updates = [condition("AutoscalerHealthy", True, "MetricsAvailable", message, generation),
+                   origin_condition(decision, generation)]  # fmt: skip
+        status = CdnClusterStatus(metrics=fleet_metrics(sample), conditions=merge_conditions(existing, updates))
+        was_bound = any(c.type == "OriginBound" and c.status == "True" for c in existing)
+        if decision.bottleneck == "origin" and not was_bound:
+            await runtime.events.post(ref, "Warning", "OriginBound", decision.reason.removeprefix("holding: "))
         if decision.replicas != current:
             with mapped(f"scaling CdnCluster {cluster.metadata.name}"):
                 await asyncio.to_thread(
                     runtime.custom.patch_namespaced_custom_object_scale, GROUP, VERSION, cluster.metadata.namespace,
                     "cdnclusters", cluster.metadata.name, {"spec": {"replicas": decision.replicas}},
                 )  # fmt: skip
-            memory.history.append(PastDecision(now, current, decision.replicas))
+            memory.history.append(PastDecision(now, current, decision.replicas, tuple(s.at for s in decision.samples)))
             status.last_scale = ScalingDecision(
                 time=now_rfc3339(now), from_replicas=current, to_replicas=decision.replicas, reason=decision.reason,
-                metrics=fleet_metrics(sample),
+                metrics=fleet_metrics(decision.used or sample), samples=[now_rfc3339(s.at) for s in decision.samples],
             )  # fmt: skip
             scaled = f"Scaled edges from {current} to {decision.replicas}: {decision.reason}"
             await runtime.events.post(ref, "Normal", "Scaled", scaled)
         await runtime.status.write(ref, status)
+
+
+def origin_condition(decision: Decision, generation: int | None) -> Condition:
+    """OriginBound: True while latency is high because requests wait for the origin (more edges cannot help)."""
+    if decision.bottleneck == "origin":
+        return condition("OriginBound", True, "MissLatencyAboveTarget", decision.reason.removeprefix("holding: "),
+                         generation)  # fmt: skip
+    return condition("OriginBound", False, "OriginKeepsUp", "Misses are not what makes the fleet slow", generation)
 
 
 async def start_autoscaler(memo: Any, **indices: Any) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from edgefleet.api.cdncluster import ComponentStatus, Condition
 
-CONDITION_ORDER = ("Ready", "Progressing", "Degraded", "AutoscalerHealthy")
+CONDITION_ORDER = ("Ready", "Progressing", "Degraded", "AutoscalerHealthy", "OriginBound")
 
 
 def now_rfc3339(at: float | None = None) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from edgefleet_operator.autoscaling import fleet_metrics
+from edgefleet_operator.autoscaling import fleet_metrics, origin_condition
 from edgefleet_operator.purges import EdgePod, failed_status, published_status, purge_status
 from edgefleet_operator.reconcile import fleet_status
 from edgefleet_operator.status import condition, merge_conditions
@@ -21,7 +21,7 @@ from edgefleet_operator.writers import status_patch
 from edgefleet.api import CdnCluster, PurgeRequest
 from edgefleet.api.base import StatusModel
 from edgefleet.api.cdncluster import CdnClusterStatus, ScalingDecision
-from edgefleet.autoscale.decision import Sample
+from edgefleet.autoscale.decision import Sample, ScalingSpec, Targets, decide
 
 ROOT = Path(__file__).resolve().parents[2]
 TYPES: dict[str, tuple[type, ...]] = {
@@ -78,7 +78,9 @@ def fleet(deployments: dict[str, Any], service: bool, problem: str | None) -> Cd
 
 
 SAMPLE = Sample(at=1.0, hit_ratio=0.93, p95_latency_ms=12.5, requests_per_second=40.0,
-                origin_requests_per_second=3.0, evictions_per_second=0.0, cache_fill=0.4)  # fmt: skip
+                origin_requests_per_second=3.0, evictions_per_second=0.0, cache_fill=0.4, hit_p95_latency_ms=2.0,
+                miss_p95_latency_ms=2194.0, requests=412.0, window_seconds=60.0)  # fmt: skip
+COLD = decide(3, ScalingSpec(2, 8, Targets(p95_latency_ms=40), min_requests=100), [SAMPLE], [], 2.0)
 HEALTHY = condition("AutoscalerHealthy", True, "MetricsAvailable", "Metrics available", 3)
 
 CLUSTER_STATUSES = {
@@ -90,7 +92,11 @@ CLUSTER_STATUSES = {
     "autoscaler-scaled": CdnClusterStatus(
         metrics=fleet_metrics(SAMPLE), conditions=merge_conditions([], [HEALTHY]),
         last_scale=ScalingDecision(time="2026-01-01T00:00:00Z", from_replicas=2, to_replicas=3,
-                                   reason="p95 latency 120 ms above target 50 ms", metrics=fleet_metrics(SAMPLE)),
+                                   reason="p95 latency 120 ms above target 50 ms", metrics=fleet_metrics(SAMPLE),
+                                   samples=["2026-01-01T00:00:00Z"]),
+    ),
+    "autoscaler-origin-bound": CdnClusterStatus(
+        metrics=fleet_metrics(SAMPLE), conditions=merge_conditions([], [HEALTHY, origin_condition(COLD, 3)]),
     ),
 }  # fmt: skip
 
@@ -138,6 +144,12 @@ def test_a_misspelt_status_key_is_caught_rather_than_pruned() -> None:
         "status.ackedEdges: pruned (not in the schema)",
         "status.durationMs: str where the schema says integer",
     ]
+
+
+def test_an_origin_bound_fleet_says_so_in_a_condition() -> None:
+    bound = {c.type: c for c in CLUSTER_STATUSES["autoscaler-origin-bound"].conditions}["OriginBound"]
+    assert COLD.bottleneck == "origin" and bound.status == "True"
+    assert "2194 ms" in bound.message
 
 
 def test_status_patch_writes_only_what_the_writer_set() -> None:
