@@ -224,7 +224,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     kopf.on.startup(registry=registry)(start_purge_follower)
     kopf.on.cleanup(registry=registry)(stop_services)
 
-    kopf.index("", "v1", "pods", registry=registry, labels=indexes.EDGE_POD_LABELS, id="edge_pods")(indexes.edge_pods)
+    kopf.index(group="", version="v1", plural="pods", registry=registry, labels=indexes.EDGE_POD_LABELS, id="edge_pods")(indexes.edge_pods)
     kopf.index(GROUP, VERSION, "purgerequests", registry=registry, id="purges")(indexes.purges)
     kopf.index(GROUP, VERSION, "cdnclusters", registry=registry, id="clusters")(indexes.clusters)
 
@@ -241,7 +241,7 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
 
     owned = {"app.kubernetes.io/managed-by": MANAGED_BY}
     for group, version, plural in [("apps", "v1", "deployments"), ("", "v1", "services")]:
-        kopf.on.event(group, version, plural, registry=registry, labels=owned, id=f"owned-{plural}")(owned_changed)
+        kopf.on.event(group=group, version=version, plural=plural, registry=registry, labels=owned, id=f"owned-{plural}")(owned_changed)
 
     kopf.on.create(GROUP, VERSION, "purgerequests", registry=registry, id="issue")(issue_purge)
     kopf.on.resume(GROUP, VERSION, "purgerequests", registry=registry, id="issue")(issue_purge)
