@@ -26,7 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--namespace", action="append", default=[], help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", action="store_true", help="watch every namespace (the default)")
     add_flag(parser, "--image", default=RenderOptions.image, help="edgefleet image for the fleets' pods")
-    add_flag(parser, "--drift-interval", type=duration, default=60.0, help="how often to re-check each fleet")
+    add_flag(parser, "--drift-interval", type=duration, default=600.0,
+             help="how often to re-apply each fleet (a safety net: owned objects are watched)")  # fmt: skip
     add_flag(parser, "--metrics-listen", type=host_port, default=("0.0.0.0", 8080), help="/metrics and /healthz")
     add_flag(parser, "--bus-url-override", default=None, secret=True,
              help="reach every fleet's purge bus at this Redis URL (out-of-cluster runs and tests only)")  # fmt: skip

@@ -24,8 +24,9 @@ from .writers import EventWriter, StatusWriter
 @dataclass
 class OperatorConfig:
     image: str = RenderOptions.image
-    drift_interval: float = 60.0
-    """Seconds between drift checks of each fleet (put back hand edits, refresh status)."""
+    drift_interval: float = 600.0
+    """Seconds between drift checks of each fleet: a safety net, since every owned kind is watched and a hand
+    edit is put back from its watch event. Each check applies every object of the fleet (about 30 requests)."""
     ack_poll_interval: float = 0.25
     """Seconds between reads of the bus's acknowledgements while purges are in flight (Redis, not the API)."""
     namespaces: tuple[str, ...] = ()

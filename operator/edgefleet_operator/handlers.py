@@ -34,6 +34,19 @@ __all__ = ["OperatorConfig", "Runtime", "make_runtime", "register"]
 logger = logging.getLogger(__name__)
 
 
+OWNED_KINDS = (
+    ("apps", "v1", "deployments"),
+    ("", "v1", "services"),
+    ("", "v1", "serviceaccounts"),
+    ("policy", "v1", "poddisruptionbudgets"),
+    ("rbac.authorization.k8s.io", "v1", "roles"),
+    ("rbac.authorization.k8s.io", "v1", "rolebindings"),
+)
+"""Everything a CdnCluster renders except the optional ServiceMonitor: watched, so that a hand edit or a
+deletion is put back at once and the drift timer is only a safety net."""
+STATUSLESS = frozenset({"Service", "ServiceAccount", "Role", "RoleBinding"})
+
+
 def runtime_of(memo: Any) -> Runtime:
     runtime: Runtime = memo["runtime"]
     return runtime
@@ -132,10 +145,12 @@ async def owned_changed(type: str | None, body: kopf.Body, meta: kopf.Meta, memo
     """A Deployment or Service the operator owns changed: put hand edits back, follow rollouts in status."""
     if type is None:
         return  # the initial listing: resume handlers already reconcile every cluster
-    # Deleted, or its spec changed (a Service has no status churn; a Deployment's generation runs ahead of
-    # observedGeneration until its controller sees the change): put it back. Otherwise it is rollout progress.
-    observed = (body.get("status") or {}).get("observedGeneration")
-    repair = type == "DELETED" or body.get("kind") == "Service" or observed != meta.get("generation")
+    # Deleted, or its spec changed (a Deployment's generation runs ahead of observedGeneration until its
+    # controller sees the change): put it back. Otherwise it is rollout progress.
+    # Kinds without a status (Services, ServiceAccounts, Roles, RoleBindings) change only when edited.
+    status = body.get("status")
+    observed = (status or {}).get("observedGeneration")
+    repair = type == "DELETED" or body.get("kind") in STATUSLESS or observed != meta.get("generation")
     owner = next((ref for ref in meta.get("ownerReferences") or []
                   if ref.get("controller") and ref.get("kind") == "CdnCluster"), None)  # fmt: skip
     if owner is None:
@@ -224,7 +239,9 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     kopf.on.startup(registry=registry)(start_purge_follower)
     kopf.on.cleanup(registry=registry)(stop_services)
 
-    kopf.index(group="", version="v1", plural="pods", registry=registry, labels=indexes.EDGE_POD_LABELS, id="edge_pods")(indexes.edge_pods)
+    pods = kopf.index(group="", version="v1", plural="pods", registry=registry, labels=indexes.EDGE_POD_LABELS,
+                      id="edge_pods")  # fmt: skip
+    pods(indexes.edge_pods)
     kopf.index(GROUP, VERSION, "purgerequests", registry=registry, id="purges")(indexes.purges)
     kopf.index(GROUP, VERSION, "cdnclusters", registry=registry, id="clusters")(indexes.clusters)
 
@@ -240,8 +257,10 @@ def register(registry: kopf.OperatorRegistry, runtime: Runtime) -> None:
     kopf.on.event(GROUP, VERSION, "cdnclusters", registry=registry, id="cluster-changed")(cluster_changed)
 
     owned = {"app.kubernetes.io/managed-by": MANAGED_BY}
-    for group, version, plural in [("apps", "v1", "deployments"), ("", "v1", "services")]:
-        kopf.on.event(group=group, version=version, plural=plural, registry=registry, labels=owned, id=f"owned-{plural}")(owned_changed)
+    for group, version, plural in OWNED_KINDS:
+        watch = kopf.on.event(group=group, version=version, plural=plural, registry=registry, labels=owned,
+                              id=f"owned-{plural}")  # fmt: skip
+        watch(owned_changed)
 
     kopf.on.create(GROUP, VERSION, "purgerequests", registry=registry, id="issue")(issue_purge)
     kopf.on.resume(GROUP, VERSION, "purgerequests", registry=registry, id="issue")(issue_purge)
