@@ -25,6 +25,8 @@ RETRY_DELAY = 5.0
 """Seconds before retrying a transient failure (a conflict, throttling, an API server or bus hiccup)."""
 SLOW_RETRY_DELAY = 60.0
 """Seconds before retrying what needs a person (forbidden by RBAC, refused by admission)."""
+REFERENCE_RETRY_DELAY = 15.0
+"""Seconds before looking again for a Secret or PersistentVolumeClaim the spec names but that is missing."""
 
 
 class Gone(RuntimeError):

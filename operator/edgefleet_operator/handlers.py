@@ -20,7 +20,7 @@ from edgefleet.bus import PurgeMessage
 
 from . import indexes
 from .context import OperatorConfig, Runtime, make_runtime
-from .errors import Gone, mapped
+from .errors import RETRY_DELAY, Gone, mapped
 from .indexes import clusters_index, edge_pods_index, members, only, purges_index
 from .purge_follower import PurgeFollower
 from .purges import failed_status, published_status, ready_edges
@@ -110,7 +110,7 @@ async def reconcile_cluster(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: 
     await runtime.status.write(ref, status, patch)
     runtime.reconciles.labels("error" if outcome.problem else "ok").inc()
     if outcome.problem is not None:
-        raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_in or 10.0)
+        raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_in or RETRY_DELAY)
 
 
 def reconcile_owner(

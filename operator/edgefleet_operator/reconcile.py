@@ -12,6 +12,7 @@ from edgefleet.api import CdnCluster
 from edgefleet.api.cdncluster import CdnClusterStatus, Condition, EdgeStatus
 
 from .apply import Applied, Applier, ApplyError
+from .errors import REFERENCE_RETRY_DELAY, RETRY_DELAY, SLOW_RETRY_DELAY
 from .render import RenderOptions, edge_selector_string, name_of, render, tokens_secret
 from .status import fleet_conditions, replicas_of
 
@@ -88,10 +89,10 @@ def reconcile(body: Mapping[str, Any], applier: Applier, options: RenderOptions,
                 event("Normal", result.action.capitalize(), f"{result.action.capitalize()} {result.kind} {result.name}")
     except ReferenceError_ as exc:
         event("Warning", "MissingReference", str(exc))
-        return Outcome(*_status(cluster, applier, str(exc)), problem=str(exc), retry_in=15.0)
+        return Outcome(*_status(cluster, applier, str(exc)), problem=str(exc), retry_in=REFERENCE_RETRY_DELAY)
     except ApplyError as exc:
         event("Warning", "ApplyFailed", str(exc))
-        retry_in = 5.0 if exc.retryable else 60.0
+        retry_in = RETRY_DELAY if exc.retryable else SLOW_RETRY_DELAY
         return Outcome(*_status(cluster, applier, str(exc)), problem=str(exc), retry_in=retry_in)
     return Outcome(*_status(cluster, applier, None), applied=applied)
 
