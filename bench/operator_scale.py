@@ -135,8 +135,10 @@ def run(args: argparse.Namespace) -> Result:
         for index in (1, 2):
             env.kubectl("apply", "-f", "-", input=json.dumps(_fake_node(f"kwok-node-{index}")))
         env.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(source / "crds"))
-        env.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/cdnclusters.cdn.edgefleet.io",
-                    "crd/purgerequests.cdn.edgefleet.io")  # fmt: skip
+        crds = ("crd/cdnclusters.cdn.edgefleet.io", "crd/purgerequests.cdn.edgefleet.io")
+        # kubectl wait fails outright while a new CRD has no conditions yet: ask again under a deadline.
+        wait_for(lambda: env.kubectl("wait", "--for=condition=Established", "--timeout=10s", *crds,
+                                     check=False).returncode == 0, "the CRDs to be Established", 60, None)  # fmt: skip
         for argv in (["create", "namespace", NAMESPACE], ["create", "namespace", "edgefleet-system"],
                      ["create", "serviceaccount", "edgefleet-operator", "-n", "edgefleet-system"],
                      ["create", "clusterrolebinding", "edgefleet-operator", "--clusterrole=edgefleet-operator",
@@ -240,10 +242,10 @@ def run(args: argparse.Namespace) -> Result:
     return result
 
 
-def wait_for(probe: Any, what: str, timeout: float, operator: subprocess.Popen[bytes]) -> None:
+def wait_for(probe: Any, what: str, timeout: float, operator: subprocess.Popen[bytes] | None) -> None:
     deadline = time.monotonic() + timeout
     while not probe():
-        if operator.poll() is not None:
+        if operator is not None and operator.poll() is not None:
             raise SystemExit(f"the operator exited ({operator.returncode}) while waiting for {what}")
         if time.monotonic() > deadline:
             raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
