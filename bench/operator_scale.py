@@ -22,6 +22,8 @@ import argparse
 import asyncio
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -69,15 +71,29 @@ class Counted:
         self.requests += n
 
 
+def requests_by_kind(env: KubeTestEnv) -> dict[str, float]:
+    """``apiserver_request_total`` by "VERB resource[/subresource]" (summed over codes and scopes)."""
+    text = env.kubectl("get", "--raw", "/metrics", timeout=60).stdout
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("apiserver_request_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.split("}", 1)[0]))
+            key = f"{labels.get('verb')} {labels.get('resource')}"
+            if labels.get("subresource"):
+                key += f"/{labels['subresource']}"
+            out[key] = out.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
 def server_requests(env: KubeTestEnv) -> float:
     """Sum of ``apiserver_request_total`` (every verb, resource and code). Reading it is not counted by it:
     /metrics is a non-resource URL the metric does not include."""
-    text = env.kubectl("get", "--raw", "/metrics", timeout=60).stdout
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith("apiserver_request_total{"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+    return sum(requests_by_kind(env).values())
+
+
+def top_changes(before: dict[str, float], after: dict[str, float], n: int = 8) -> str:
+    grown = sorted(((after[k] - before.get(k, 0.0), k) for k in after), reverse=True)[:n]
+    return ", ".join(f"{k} {v:.0f}" for v, k in grown if v > 0)
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
@@ -184,10 +200,12 @@ def run(args: argparse.Namespace) -> Result:
             print(f"{len(names)} CdnClusters Ready after {result.ready_seconds:.1f}s", flush=True)
 
             time.sleep(args.settle)  # let the creation burst's stragglers (rollout status updates) pass
-            before, own_before = server_requests(env), own.requests
+            kinds, own_before = requests_by_kind(env), own.requests
             time.sleep(args.idle_seconds)  # the idle window: the bench sends nothing
-            idle = server_requests(env) - before - (own.requests - own_before)
-            print(f"idle window: {idle:.0f} requests in {args.idle_seconds:.0f}s (control plane included)", flush=True)
+            kinds_after = requests_by_kind(env)
+            idle = sum(kinds_after.values()) - sum(kinds.values()) - (own.requests - own_before)
+            print(f"idle window: {idle:.0f} requests in {args.idle_seconds:.0f}s (control plane included): "
+                  f"{top_changes(kinds, kinds_after)}", flush=True)  # fmt: skip
 
             own()
             pods = core.list_namespaced_pod(NAMESPACE, label_selector="app.kubernetes.io/component=edge").items
@@ -214,6 +232,7 @@ def run(args: argparse.Namespace) -> Result:
             result.complete_seconds = time.monotonic() - started
             load_seconds = result.complete_seconds
             load = server_requests(env) - before - (own.requests - own_before)
+            print(f"purge load: {load:.0f} requests in {load_seconds:.0f}s (bench's own taken out)", flush=True)
             edges.stop.set()
             edges.thread.join(timeout=10)
             print(f"{args.purges} PurgeRequests Complete after {result.complete_seconds:.1f}s", flush=True)
@@ -229,16 +248,18 @@ def run(args: argparse.Namespace) -> Result:
             log.close()
         # The control plane's own rate with 100 fleets of kwok pods and no operator.
         time.sleep(args.settle)
-        before = server_requests(env)
+        kinds = requests_by_kind(env)
         time.sleep(args.idle_seconds)  # the baseline window: nobody but the control plane
-        baseline = server_requests(env) - before
+        kinds_after = requests_by_kind(env)
+        baseline = sum(kinds_after.values()) - sum(kinds.values())
+        print(f"baseline window: {baseline:.0f} requests in {args.idle_seconds:.0f}s: "
+              f"{top_changes(kinds, kinds_after)}", flush=True)  # fmt: skip
         result.baseline_per_minute = baseline / args.idle_seconds * 60
         result.idle_per_minute = (idle - baseline) / args.idle_seconds * 60
         result.load_per_minute = load / load_seconds * 60 - result.baseline_per_minute
         redis.stop()
-        if not args.keep_log:
-            return result
-        print((env.workdir / "operator.log").read_text(errors="replace")[-5000:])
+        if args.keep_log:
+            shutil.copy(env.workdir / "operator.log", args.keep_log)
     return result
 
 
@@ -261,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--operator-source", default=None, help="run the operator from this checkout")
     parser.add_argument("--label", default="this checkout")
-    parser.add_argument("--keep-log", action="store_true", help="print the operator's log tail at the end")
+    parser.add_argument("--keep-log", type=Path, default=None, help="copy the operator's log here")
     args = parser.parse_args(argv)
     result = run(args)
     print(json.dumps(result.__dict__, indent=2))

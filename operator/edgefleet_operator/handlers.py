@@ -19,6 +19,7 @@ from edgefleet.api.cdncluster import CdnClusterStatus
 from edgefleet.bus import PurgeMessage
 
 from . import indexes
+from .apply import FIELD_MANAGER
 from .context import OperatorConfig, Runtime, make_runtime
 from .errors import RETRY_DELAY, Gone, mapped
 from .indexes import clusters_index, edge_pods_index, members, only, purges_index
@@ -27,7 +28,7 @@ from .purges import failed_status, published_status, ready_edges
 from .reconcile import observe, reconcile
 from .render import MANAGED_BY, RenderOptions
 from .status import merge_conditions, parse_conditions
-from .writers import EventType, ObjectRef
+from .writers import EventType, ObjectRef, status_patch
 
 __all__ = ["OperatorConfig", "Runtime", "make_runtime", "register"]
 
@@ -44,7 +45,8 @@ OWNED_KINDS = (
 )
 """Everything a CdnCluster renders except the optional ServiceMonitor: watched, so that a hand edit or a
 deletion is put back at once and the drift timer is only a safety net."""
-STATUSLESS = frozenset({"Service", "ServiceAccount", "Role", "RoleBinding"})
+MAINTAINERS = frozenset({"kube-controller-manager"})
+"""Writers that maintain an owned object besides the operator (a Deployment's revision annotation)."""
 
 
 def runtime_of(memo: Any) -> Runtime:
@@ -138,19 +140,33 @@ def reconcile_owner(
     else:
         status, conditions = observe(body, runtime.applier)
     status.conditions = merge_conditions(existing, conditions)
+    stored = body.get("status") or {}
+    if all(stored.get(key) == value for key, value in status_patch(status).items()):
+        return None  # nothing new: no write
     return ref, status
 
 
+def edited_by_others(meta: kopf.Meta) -> bool:
+    """Whether someone other than the operator (and the controllers that maintain the object) changed it since
+    the operator last applied it, by the object's managedFields: a hand edit to put back."""
+    ours: str | None = None
+    theirs: str | None = None
+    for entry in meta.get("managedFields") or []:
+        manager, stamp = entry.get("manager"), str(entry.get("time") or "")
+        if manager == FIELD_MANAGER:
+            ours = max(ours or stamp, stamp)
+        elif manager not in MAINTAINERS and entry.get("subresource") != "status":
+            theirs = max(theirs or stamp, stamp)
+    return theirs is not None and (ours is None or theirs >= ours)
+
+
 async def owned_changed(type: str | None, body: kopf.Body, meta: kopf.Meta, memo: Any, **_: Any) -> None:
-    """A Deployment or Service the operator owns changed: put hand edits back, follow rollouts in status."""
-    if type is None:
-        return  # the initial listing: resume handlers already reconcile every cluster
-    # Deleted, or its spec changed (a Deployment's generation runs ahead of observedGeneration until its
-    # controller sees the change): put it back. Otherwise it is rollout progress.
-    # Kinds without a status (Services, ServiceAccounts, Roles, RoleBindings) change only when edited.
-    status = body.get("status")
-    observed = (status or {}).get("observedGeneration")
-    repair = type == "DELETED" or body.get("kind") in STATUSLESS or observed != meta.get("generation")
+    """An object the operator owns changed: put hand edits back, follow Deployment rollouts in status."""
+    if type is None or type == "ADDED":
+        return  # the initial listing (resume handlers reconcile every cluster), or an object the operator created
+    repair = type == "DELETED" or edited_by_others(meta)
+    if not repair and body.get("kind") != "Deployment":
+        return  # the operator's own change; only Deployments report rollout progress worth a status refresh
     owner = next((ref for ref in meta.get("ownerReferences") or []
                   if ref.get("controller") and ref.get("kind") == "CdnCluster"), None)  # fmt: skip
     if owner is None:
