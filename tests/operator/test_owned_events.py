@@ -10,8 +10,13 @@ from edgefleet_operator.handlers import edited_by_others
 
 
 def fields(*entries: tuple[str, str, str | None]) -> Any:
-    return {"managedFields": [{"manager": m, "time": t, "operation": "Apply" if m == "edgefleet-operator" else
-                               "Update", **({"subresource": sub} if sub else {})} for m, t, sub in entries]}  # fmt: skip
+    managed = []
+    for manager, stamp, subresource in entries:
+        entry = {"manager": manager, "time": stamp, "operation": "Apply" if manager == "edgefleet-operator" else "Update"}
+        if subresource:
+            entry["subresource"] = subresource
+        managed.append(entry)
+    return {"managedFields": managed}
 
 
 @pytest.mark.parametrize(
