@@ -12,7 +12,8 @@ from edgefleet_operator.handlers import edited_by_others
 def fields(*entries: tuple[str, str, str | None]) -> Any:
     managed = []
     for manager, stamp, subresource in entries:
-        entry = {"manager": manager, "time": stamp, "operation": "Apply" if manager == "edgefleet-operator" else "Update"}
+        operation = "Apply" if manager == "edgefleet-operator" else "Update"
+        entry = {"manager": manager, "time": stamp, "operation": operation}
         if subresource:
             entry["subresource"] = subresource
         managed.append(entry)
