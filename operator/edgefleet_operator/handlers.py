@@ -57,6 +57,19 @@ def runtime_of(memo: Any) -> Runtime:
 # ---- operator life cycle -------------------------------------------------------------------------
 
 
+QUIET_HANDLERS = ("Timer 'drift'", "Handler 'cluster-changed'", "Handler 'purge-changed'", "Handler 'owned-")
+
+
+class QuietSuccesses(logging.Filter):
+    """Drops kopf's success lines for the drift timer and the watch-event handlers ("Timer 'drift' succeeded."):
+    one per fleet per interval and one per watch event, saying nothing. Failures and retries get through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not (record.levelno <= logging.INFO and message.endswith("succeeded.")
+                    and message.startswith(QUIET_HANDLERS))  # fmt: skip
+
+
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # Progress in annotations under our own prefix; no kopf fields in the typed status.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="cdn.edgefleet.io")
@@ -65,6 +78,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     # kopf's own log lines stay out of Events; ours are posted by EventWriter, in the Kubernetes style.
     settings.posting.level = logging.WARNING
+    objects = logging.getLogger("kopf.objects")
+    if not any(isinstance(f, QuietSuccesses) for f in objects.filters):
+        objects.addFilter(QuietSuccesses())
     settings.peering.standalone = True
     settings.watching.server_timeout = 270
 

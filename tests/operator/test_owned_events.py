@@ -3,10 +3,11 @@ the operator's own creations and changes (and the controllers maintaining them) 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
-from edgefleet_operator.handlers import edited_by_others
+from edgefleet_operator.handlers import QuietSuccesses, edited_by_others
 
 
 def fields(*entries: tuple[str, str, str | None]) -> Any:
@@ -38,3 +39,19 @@ def fields(*entries: tuple[str, str, str | None]) -> Any:
 )  # fmt: skip
 def test_only_changes_by_others_since_the_last_apply_are_hand_edits(meta: Any, edited: bool) -> None:
     assert edited_by_others(meta) is edited
+
+
+@pytest.mark.parametrize(
+    ("message", "kept"),
+    [
+        ("Timer 'drift' succeeded.", False),
+        ("Handler 'owned-deployments' succeeded.", False),
+        ("Handler 'purge-changed' succeeded.", False),
+        ("Handler 'reconcile' succeeded.", True),
+        ("Timer 'drift' failed temporarily: Secret shop-minio does not exist", True),
+    ],
+    ids=["drift-timer", "owned-event", "purge-event", "reconcile", "failure"],
+)
+def test_kopf_success_lines_for_timers_and_watch_events_are_dropped(message: str, kept: bool) -> None:
+    record = logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
+    assert QuietSuccesses().filter(record) is kept
