@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> Result:
         operator = subprocess.Popen(
             [sys.executable, "-m", "edgefleet.cli", "operator", "--all-namespaces",
              "--metrics-listen", f"127.0.0.1:{free_port()}", "--bus-url-override", redis.url,
-             "--image", "example.invalid/edgefleet:bench"],
+             "--image", "example.invalid/edgefleet:bench", *args.operator_arg],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env={**os.environ, "KUBECONFIG": str(kubeconfig), "PYTHONPATH": python_path},
         )  # fmt: skip
@@ -302,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=15.0, help="pause before each idle window")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--operator-source", default=None, help="run the operator from this checkout")
+    parser.add_argument("--operator-arg", action="append", default=[], help="extra operator flag, e.g. "
+                        "--operator-arg=--drift-interval=60s (repeatable)")  # fmt: skip
     parser.add_argument("--label", default="this checkout")
     parser.add_argument("--keep-log", type=Path, default=None, help="copy the operator's log here")
     args = parser.parse_args(argv)

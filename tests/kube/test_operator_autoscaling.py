@@ -177,6 +177,7 @@ def test_slow_hits_scale_the_fleet_and_the_decision_names_its_samples(
         assert healthy is not None and healthy["status"] == "True"
         events = json.loads(kube_env.kubectl("get", "events", "-n", namespace, "-o", "json").stdout)["items"]
         assert any(e["reason"] == "Scaled" and "from 2 to 3" in e["message"] for e in events)
+        assert "Timer 'autoscale'" not in operator.log.read_text(), "no log line per evaluation"
     finally:
         for edge in edges:
             edge.close()
