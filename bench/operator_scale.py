@@ -14,6 +14,16 @@
 
 The stand-in edges are one Redis reader per fleet that acknowledges every purge for each edge pod of that
 fleet, as real edges would (they are kwok pods: there is no process behind them).
+
+Measured on 2 shared cores (Dec 2026), each version with its own defaults, 60 s windows:
+
+    main bdcef70:       Ready 198 s; Complete 234 s; operator requests/min idle 6048, under purge load 4736
+                        (18,702 requests for the 1,000 purges); 157 MiB
+    issue-17-operator:  Ready 174 s; Complete 45 s; operator requests/min idle 2 (watch reconnects), under purge
+                        load 6699 (5,049 requests for the 1,000 purges); 167 MiB
+
+Idle on main was drift reconciles every 60 s of every fleet (each applies ~30 objects), repairs triggered by
+the operator's own creations, and the purge follower's LIST every 0.5 s; now idle is watches only.
 """
 
 from __future__ import annotations
