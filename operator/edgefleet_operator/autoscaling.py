@@ -32,7 +32,7 @@ from edgefleet.autoscale.spec import scaling_spec
 from .errors import Gone, mapped
 from .indexes import Key, clusters_index, only
 from .render import name_of
-from .status import condition, merge_conditions, now_rfc3339
+from .status import condition, merge_conditions, now_rfc3339, parse_conditions
 from .writers import ObjectRef
 
 if TYPE_CHECKING:
@@ -110,45 +110,59 @@ class Autoscaler:
     async def evaluate(self, cluster: CdnCluster, memory: ClusterMemory, now: float) -> None:
         runtime = self.runtime
         ref = ObjectRef("CdnCluster", cluster.metadata.namespace, cluster.metadata.name, cluster.metadata.uid or "")
-        existing = list((cluster.status or CdnClusterStatus()).conditions)
         gauge = runtime.autoscaler_healthy.labels(cluster.metadata.namespace, cluster.metadata.name)
         generation = cluster.metadata.generation
         try:
-            sample = await source_for(cluster).sample()
+            sample: Sample | None = await source_for(cluster).sample()
         except MetricsUnavailable as exc:
+            sample, unavailable = None, str(exc)
+        # Conditions are one list written whole by two writers (the reconcile and the autoscaler): merge into the
+        # stored list as it is now, and write only if it has not changed meanwhile (else retry next interval).
+        with mapped(f"reading CdnCluster {cluster.metadata.name}"):
+            stored = await asyncio.to_thread(
+                runtime.custom.get_namespaced_custom_object, GROUP, VERSION, cluster.metadata.namespace,
+                "cdnclusters", cluster.metadata.name,
+            )  # fmt: skip
+        existing = parse_conditions((stored.get("status") or {}).get("conditions"))
+        version = str(stored["metadata"].get("resourceVersion") or "")
+        if sample is None:
             gauge.set(0)
-            unhealthy = condition("AutoscalerHealthy", False, "MetricsUnavailable", f"Holding the fleet: {exc}",
-                                  generation)  # fmt: skip
-            await runtime.status.write(ref, CdnClusterStatus(conditions=merge_conditions(existing, [unhealthy])))
+            unhealthy = condition("AutoscalerHealthy", False, "MetricsUnavailable",
+                                  f"Holding the fleet: {unavailable}", generation)  # fmt: skip
+            status = CdnClusterStatus(conditions=merge_conditions(existing, [unhealthy]))
+            await runtime.status.write(ref, status, resource_version=version)
             runtime.scaling_decisions.labels("hold").inc()
             return
         gauge.set(1)
         memory.samples.append(sample)
-        current = cluster.spec.edge.replicas.effective
+        current = CdnCluster.model_validate(stored).spec.edge.replicas.effective
         decision = decide(current, scaling_spec(cluster.spec), list(memory.samples), memory.history, now)
-        runtime.scaling_decisions.labels(decision.direction).inc()
         # Says why it holds (within targets, too few requests behind the sample, waiting for a fresh one).
         message = f"Metrics available; {decision.reason}" if decision.direction == "hold" else "Metrics available"
         updates = [condition("AutoscalerHealthy", True, "MetricsAvailable", message, generation),
                    origin_condition(decision, generation)]  # fmt: skip
         status = CdnClusterStatus(metrics=fleet_metrics(sample), conditions=merge_conditions(existing, updates))
-        was_bound = any(c.type == "OriginBound" and c.status == "True" for c in existing)
-        if decision.bottleneck == "origin" and not was_bound:
-            await runtime.events.post(ref, "Warning", "OriginBound", decision.reason.removeprefix("holding: "))
         if decision.replicas != current:
-            with mapped(f"scaling CdnCluster {cluster.metadata.name}"):
-                await asyncio.to_thread(
-                    runtime.custom.patch_namespaced_custom_object_scale, GROUP, VERSION, cluster.metadata.namespace,
-                    "cdnclusters", cluster.metadata.name, {"spec": {"replicas": decision.replicas}},
-                )  # fmt: skip
-            memory.history.append(PastDecision(now, current, decision.replicas, tuple(s.at for s in decision.samples)))
             status.last_scale = ScalingDecision(
                 time=now_rfc3339(now), from_replicas=current, to_replicas=decision.replicas, reason=decision.reason,
                 metrics=fleet_metrics(decision.used or sample), samples=[now_rfc3339(s.at) for s in decision.samples],
             )  # fmt: skip
-            scaled = f"Scaled edges from {current} to {decision.replicas}: {decision.reason}"
-            await runtime.events.post(ref, "Normal", "Scaled", scaled)
-        await runtime.status.write(ref, status)
+        # Status first, guarded by the version read: a conflict leaves everything for the next interval.
+        await runtime.status.write(ref, status, resource_version=version)
+        runtime.scaling_decisions.labels(decision.direction).inc()
+        was_bound = any(c.type == "OriginBound" and c.status == "True" for c in existing)
+        if decision.bottleneck == "origin" and not was_bound:
+            await runtime.events.post(ref, "Warning", "OriginBound", decision.reason.removeprefix("holding: "))
+        if decision.replicas == current:
+            return
+        with mapped(f"scaling CdnCluster {cluster.metadata.name}"):
+            await asyncio.to_thread(
+                runtime.custom.patch_namespaced_custom_object_scale, GROUP, VERSION, cluster.metadata.namespace,
+                "cdnclusters", cluster.metadata.name, {"spec": {"replicas": decision.replicas}},
+            )  # fmt: skip
+        memory.history.append(PastDecision(now, current, decision.replicas, tuple(s.at for s in decision.samples)))
+        scaled = f"Scaled edges from {current} to {decision.replicas}: {decision.reason}"
+        await runtime.events.post(ref, "Normal", "Scaled", scaled)
 
 
 def origin_condition(decision: Decision, generation: int | None) -> Condition:

@@ -83,4 +83,5 @@ def expires_at(request: PurgeRequest) -> float | None:
     if status is None or ttl is None or not status.phase.finished:
         return None
     finished = epoch(status.completed_at)
-    return None if finished is None else finished + ttl
+    # completedAt is kept to the second, rounded down: round up, so a request never goes before its TTL.
+    return None if finished is None else finished + 1 + ttl

@@ -59,18 +59,25 @@ class StatusWriter:
     def __init__(self, custom: k8s.CustomObjectsApi) -> None:
         self.custom = custom
 
-    async def write(self, ref: ObjectRef, status: StatusModel, patch: kopf.Patch | None = None) -> None:
+    async def write(
+        self, ref: ObjectRef, status: StatusModel, patch: kopf.Patch | None = None, *, resource_version: str = ""
+    ) -> None:
         """Merge ``status`` into the object's status. Inside a kopf handler pass its ``patch``: kopf then
-        writes it together with its own bookkeeping, in one request. A vanished object is not an error."""
+        writes it together with its own bookkeeping, in one request. ``resource_version``: write only if the
+        object is still at that version (a conflict raises ``kopf.TemporaryError``), for a writer that merged
+        the conditions it read there. A vanished object is not an error."""
         body = status_patch(status)
         if patch is not None:
             patch.status.update(body)
             return
+        document: dict[str, Any] = {"status": body}
+        if resource_version:
+            document["metadata"] = {"resourceVersion": resource_version}
         try:
             with mapped(f"writing the status of {ref.kind} {ref.name}"):
                 await asyncio.to_thread(
                     self.custom.patch_namespaced_custom_object_status, GROUP, VERSION, ref.namespace, ref.plural,
-                    ref.name, {"status": body},
+                    ref.name, document,
                 )  # fmt: skip
         except Gone:
             return

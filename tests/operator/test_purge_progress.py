@@ -77,7 +77,7 @@ def test_finished_purge_expires_after_its_ttl_and_never_without_one() -> None:
     assert expires_at(done) is None, "still propagating"
     assert done.status is not None
     done.status = purge_status(done, {"e1": STARTED + 0.1}, pods("e1"), STARTED + 1, 60.0)
-    assert expires_at(done) == STARTED + 1 + 30, "30 s after it completed"
+    assert expires_at(done) == STARTED + 1 + 1 + 30, "30 s after it completed, never sooner (to the second)"
     forever = published(["e1"])
     forever.status = done.status
     assert expires_at(forever) is None
