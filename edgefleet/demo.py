@@ -26,6 +26,8 @@ from edgefleet.loadgen.catalogue_images import catalogue_objects
 from edgefleet.loadgen.report import format_summary, html_report, summarise
 from edgefleet.loadgen.runner import PhasePlan, run_load
 from edgefleet.loadgen.workload import Catalogue, Phase, Workload
+from edgefleet.purge_progress import PurgeOutcome
+from edgefleet.runtime.purge_cli import follow_purge
 from edgefleet.runtime.state import RuntimeState, StateError, read_runtime
 from edgefleet.runtime.upload_cli import upload_object
 
@@ -89,22 +91,15 @@ async def purge_mid_run(state: RuntimeState, delay: float, out: DemoOutcome) -> 
         issued = time.time()
         out.purged_at = issued
         entry = await bus.publish_purge(PurgeMessage(purge_id=f"demo-{issued}", tags=("sku-00000",), issuer="demo"))
-        deadline = time.monotonic() + 30
-        acks: dict[str, float] = {}
-        while time.monotonic() < deadline:
-            acks = await bus.acknowledgements(entry)
-            if all(m in acks for m in members):
-                break
-            await asyncio.sleep(0.02)  # polling acknowledgements under a deadline
+        progress, _ = await follow_purge(bus, entry, members, issued, 30.0, STATE_DIR)
     finally:
         await client.aclose()
-    missing = [m for m in members if m not in acks]
-    if missing:
-        out.problems.append(f"purge not acknowledged by {', '.join(missing)}")
-    slowest = max((acks[m] - issued for m in members if m in acks), default=0.0)
+    if progress.outcome is not PurgeOutcome.COMPLETE:
+        out.problems.append(f"purge {progress.outcome.lower()}: {progress.message}")
     out.say(
-        f"purge of tag sku-00000: {len(members) - len(missing)}/{len(members)} edges confirmed, "
-        f"slowest after {slowest * 1000:.0f} ms"
+        f"purge of tag sku-00000: {progress.message}, complete after {progress.duration_ms or 0} ms"
+        if progress.outcome is PurgeOutcome.COMPLETE
+        else f"purge of tag sku-00000: {progress.message}"
     )
 
 

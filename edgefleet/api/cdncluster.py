@@ -330,6 +330,9 @@ class Autoscaling(ApiModel):
     """Most edges added in one decision."""
     tolerance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
     """Relative band around each target inside which nothing changes."""
+    min_requests: Annotated[int, Field(ge=0, le=100_000_000)] = 100
+    """Fewest requests a metrics sample must summarise before the autoscaler acts on it (a p95 of a handful of
+    requests is noise); the count behind each sample is in status.metrics.requests."""
 
     @property
     def interval_seconds(self) -> float:
@@ -407,7 +410,7 @@ class Condition(StatusModel):
     """A condition in the Kubernetes style."""
 
     type: str
-    """Ready, Progressing, Degraded or AutoscalerHealthy."""
+    """Ready, Progressing, Degraded, AutoscalerHealthy or OriginBound."""
     status: Literal["True", "False", "Unknown"]
     """Whether the condition holds."""
     reason: str
@@ -445,6 +448,12 @@ class FleetMetrics(StatusModel):
     """Fleet cache hit ratio (0..1)."""
     p95_latency_ms: float | None = None
     """95th percentile edge latency in milliseconds."""
+    hit_p95_latency_ms: float | None = None
+    """95th percentile latency of cache hits (what the edges cost) in milliseconds."""
+    miss_p95_latency_ms: float | None = None
+    """95th percentile latency of requests that waited for the origin, in milliseconds."""
+    requests: float | None = None
+    """Requests the sample summarises (compared with spec.autoscaling.minRequests)."""
     requests_per_second: float | None = None
     """Requests per second per edge."""
     origin_requests_per_second: float | None = None
@@ -467,7 +476,9 @@ class ScalingDecision(StatusModel):
     reason: str
     """Why, in words."""
     metrics: FleetMetrics = FleetMetrics()
-    """The metric values it used."""
+    """The metric values it used (the newest sample)."""
+    samples: list[str] = []
+    """When each sample it rested on was taken (RFC 3339), oldest first."""
 
 
 class CdnClusterStatus(StatusModel):
@@ -479,7 +490,7 @@ class CdnClusterStatus(StatusModel):
         list[Condition],
         Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
     ] = []
-    """Ready, Progressing, Degraded and AutoscalerHealthy."""
+    """Ready, Progressing, Degraded, AutoscalerHealthy and OriginBound (latency is the origin's, not the edges')."""
     origin: ComponentStatus | None = None
     """Origin replicas."""
     edge: EdgeStatus | None = None

@@ -16,6 +16,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from edgefleet import metric_names as names
+from edgefleet.api.units import parse_seconds
 
 from .decision import Sample
 
@@ -45,10 +46,18 @@ def promql(selector: str = "", window: str = "1m") -> dict[str, str]:
     hits = _matchers(selector, 'cache_status=~"hit|stale"')
     cacheable = _matchers(selector, 'cache_status!="bypass"')
     memory = _matchers(selector, 'tier="memory"')
+    misses = _matchers(selector, 'cache_status!~"hit|stale"')
     duration = names.EDGE_REQUEST_DURATION + "_bucket"
+
+    def p95(matchers: str) -> str:
+        return f"histogram_quantile(0.95, sum by (le) (rate({duration}{matchers}[{window}]))) * 1000"
+
     return {
         "hit_ratio": f"sum(rate({req}{hits}[{window}])) / sum(rate({req}{cacheable}[{window}]))",
-        "p95_latency_ms": f"histogram_quantile(0.95, sum by (le) (rate({duration}{sel}[{window}]))) * 1000",
+        "p95_latency_ms": p95(sel),
+        "hit_p95_latency_ms": p95(hits),
+        "miss_p95_latency_ms": p95(misses),
+        "requests": f"sum(increase({req}{sel}[{window}]))",
         "requests_per_second": f"sum(rate({req}{sel}[{window}])) / count({names.EDGE_CACHE_CAPACITY}{memory})",
         "origin_requests_per_second": f"sum(rate({names.EDGE_ORIGIN_REQUESTS}{sel}[{window}]))",
         "evictions_per_second": f"sum(rate({names.EDGE_EVICTIONS}{sel}[{window}]))",
@@ -60,6 +69,7 @@ class PrometheusSource:
     def __init__(self, url: str, selector: str = "", window: str = "1m", timeout: float = 5.0) -> None:
         self.url = url.rstrip("/")
         self.queries = promql(selector, window)
+        self.window_seconds = parse_seconds(window)
         self.timeout = timeout
 
     async def _query(self, session: aiohttp.ClientSession, expr: str) -> float | None:
@@ -79,7 +89,7 @@ class PrometheusSource:
     async def sample(self) -> Sample:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout)) as session:
             values = {name: await self._query(session, expr) for name, expr in self.queries.items()}
-        return Sample(at=time.time(), **values)
+        return Sample(at=time.time(), window_seconds=self.window_seconds, **values)
 
 
 # ---- direct scrape -------------------------------------------------------------------------------
@@ -90,8 +100,8 @@ class _Snapshot:
     at: float
     requests: dict[str, float] = field(default_factory=dict)
     """cache_status -> count."""
-    buckets: dict[float, float] = field(default_factory=dict)
-    """le -> cumulative count."""
+    buckets: dict[str, dict[float, float]] = field(default_factory=dict)
+    """cache_status -> le -> cumulative count."""
     origin: float = 0.0
     evictions: float = 0.0
     cache_bytes: float = 0.0
@@ -108,7 +118,8 @@ def parse_edge_metrics(text: str, at: float) -> _Snapshot:
                 snap.requests[status] = snap.requests.get(status, 0.0) + sample.value
             elif sample.name == names.EDGE_REQUEST_DURATION + "_bucket":
                 le = float(labels["le"])
-                snap.buckets[le] = snap.buckets.get(le, 0.0) + sample.value
+                per_status = snap.buckets.setdefault(labels.get("cache_status", ""), {})
+                per_status[le] = per_status.get(le, 0.0) + sample.value
             elif sample.name == names.EDGE_ORIGIN_REQUESTS:
                 snap.origin += sample.value
             elif sample.name == names.EDGE_EVICTIONS:
@@ -170,20 +181,33 @@ class DirectScrapeSource:
         elapsed = max(1e-6, now - pairs[0][0].at)
         requests: dict[str, float] = {}
         buckets: dict[float, float] = {}
+        hit_buckets: dict[float, float] = {}
+        miss_buckets: dict[float, float] = {}
         origin = evictions = 0.0
         for before, after in pairs:
             for status, count in after.requests.items():
                 requests[status] = requests.get(status, 0.0) + max(0.0, count - before.requests.get(status, 0.0))
-            for le, count in after.buckets.items():
-                buckets[le] = buckets.get(le, 0.0) + max(0.0, count - before.buckets.get(le, 0.0))
+            for status, per_status in after.buckets.items():
+                earlier = before.buckets.get(status, {})
+                side = hit_buckets if status in HIT_STATUSES else miss_buckets
+                for le, count in per_status.items():
+                    grown = max(0.0, count - earlier.get(le, 0.0))
+                    buckets[le] = buckets.get(le, 0.0) + grown
+                    side[le] = side.get(le, 0.0) + grown
             origin += max(0.0, after.origin - before.origin)
             evictions += max(0.0, after.evictions - before.evictions)
         total = sum(requests.values())
         cacheable = sum(v for k, v in requests.items() if k != "bypass")
         hits = sum(v for k, v in requests.items() if k in HIT_STATUSES)
         p95 = quantile_from_buckets(buckets, 0.95)
+        hit_p95 = quantile_from_buckets(hit_buckets, 0.95)
+        miss_p95 = quantile_from_buckets(miss_buckets, 0.95)
         return Sample(
             at=now,
+            window_seconds=elapsed,
+            requests=total,
+            hit_p95_latency_ms=hit_p95 * 1000 if hit_p95 is not None else None,
+            miss_p95_latency_ms=miss_p95 * 1000 if miss_p95 is not None else None,
             hit_ratio=hits / cacheable if cacheable else None,
             p95_latency_ms=p95 * 1000 if p95 is not None and total else None,
             requests_per_second=total / elapsed / len(pairs),

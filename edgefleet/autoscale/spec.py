@@ -22,4 +22,5 @@ def scaling_spec(spec: CdnClusterSpec) -> ScalingSpec:
         scale_down_window=parse_seconds(autoscaling.scale_down_stabilization),
         max_step=autoscaling.max_step,
         tolerance=autoscaling.tolerance,
+        min_requests=autoscaling.min_requests,
     )

@@ -52,12 +52,14 @@ class LocalAutoscaler:
         now = time.time()
         current = self.fleet.edge_count
         decision = decide(current, self.plan.scaling, list(self.samples), self.history, now)
+        if decision.bottleneck == "origin" and (self.last_decision is None or self.last_decision.bottleneck is None):
+            logger.warning("Holding the edges: %s", decision.reason.removeprefix("holding: "))
         self.last_decision = decision
         if decision.replicas == current:
             return False
         logger.info("Scaling edges from %d to %d: %s", current, decision.replicas, decision.reason)
         await self.fleet.scale_to(decision.replicas)
-        self.history.append(PastDecision(now, current, decision.replicas))
+        self.history.append(PastDecision(now, current, decision.replicas, tuple(s.at for s in decision.samples)))
         self.last_change = {"at": now, "from": current, "to": decision.replicas, "reason": decision.reason,
                             "metrics": sample.as_dict()}  # fmt: skip
         return True

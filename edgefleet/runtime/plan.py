@@ -11,10 +11,19 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgefleet.api import CdnCluster
+from edgefleet.api import CdnCluster, CdnClusterSpec
 from edgefleet.api.units import parse_bytes, parse_seconds
 from edgefleet.autoscale.decision import ScalingSpec
 from edgefleet.autoscale.spec import scaling_spec
+from edgefleet.components import (
+    BalancerPlacement,
+    EdgePlacement,
+    OriginPlacement,
+    balancer_args,
+    edge_args,
+    origin_args,
+    s3_storage_url,
+)
 from edgefleet.embedded_redis import free_port
 
 
@@ -45,6 +54,8 @@ class Ports:
 
 @dataclass(frozen=True)
 class LocalPlan:
+    spec: CdnClusterSpec
+    """The validated spec: component arguments are built from it by ``edgefleet.components``, like the operator's."""
     cluster: str
     """Bus cluster name (namespace-qualified like the operator's)."""
     state_dir: Path
@@ -86,10 +97,7 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
     deviations: list[Deviation] = []
     storage_url = f"file://{(state_dir / 'origin' / 'assets').resolve()}"
     if spec.origin.storage.s3 is not None:
-        s3 = spec.origin.storage.s3
-        scheme_secure = "true" if s3.endpoint.startswith("https://") else "false"
-        endpoint = s3.endpoint.split("://", 1)[1]
-        storage_url = f"s3://{s3.bucket}?endpoint={endpoint}&secure={scheme_secure}"
+        storage_url = s3_storage_url(spec.origin.storage.s3)
         deviations.append(
             Deviation(
                 "spec.origin.storage.s3.credentialsSecret",
@@ -130,6 +138,7 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
         )
     replicas = spec.edge.replicas
     return LocalPlan(
+        spec=spec,
         cluster=f"{cluster.metadata.namespace}.{cluster.metadata.name}",
         state_dir=state_dir,
         ports=Ports(balancer=base_port),
@@ -162,50 +171,46 @@ def edgefleet_command() -> list[str]:
     return [sys.executable, "-m", "edgefleet.cli"]
 
 
+def _local(args: list[str]) -> list[str]:
+    return [*edgefleet_command(), *args]
+
+
 def origin_command(plan: LocalPlan, redis_url: str) -> list[str]:
-    return [
-        *edgefleet_command(), "origin",
-        "--listen", f"127.0.0.1:{plan.ports.origin}",
-        "--storage", plan.storage_url,
-        "--redis", redis_url,
-        "--cluster", plan.cluster,
-        "--default-ttl", plan.default_ttl,
-        "--widths", ",".join(map(str, plan.widths)),
-        "--formats", ",".join(plan.formats),
-        "--round-widths", plan.round_widths,
-        "--max-pixels", str(plan.max_pixels),
-        "--variant-cache-dir", str(plan.state_dir / "origin" / "variants"),
-    ]  # fmt: skip
+    return _local(
+        origin_args(
+            plan.spec,
+            OriginPlacement(
+                listen=f"127.0.0.1:{plan.ports.origin}", storage=plan.storage_url, redis=redis_url,
+                cluster=plan.cluster, variant_cache_dir=str(plan.state_dir / "origin" / "variants"),
+            ),
+        )
+    )  # fmt: skip
 
 
 def edge_command(plan: LocalPlan, index: int, redis_url: str) -> list[str]:
     data, admin = plan.ports.edge(index)
-    return [
-        *edgefleet_command(), "edge",
-        "--listen", f"127.0.0.1:{data}",
-        "--admin-listen", f"127.0.0.1:{admin}",
-        "--origin", f"http://127.0.0.1:{plan.ports.origin}",
-        "--memory", str(plan.memory_bytes),
-        "--disk", str(plan.disk_bytes),
-        "--cache-dir", str(plan.edge_cache_dir(index)),
-        "--redis", redis_url,
-        "--cluster", plan.cluster,
-        "--name", plan.edge_name(index),
-        *(("--workers", str(plan.workers)) if plan.workers > 1 else ()),
-        "--cache-policy", plan.cache_policy,
-    ]  # fmt: skip
+    return _local(
+        edge_args(
+            plan.spec,
+            EdgePlacement(
+                listen=f"127.0.0.1:{data}", admin_listen=f"127.0.0.1:{admin}",
+                origin=f"http://127.0.0.1:{plan.ports.origin}", cache_dir=str(plan.edge_cache_dir(index)),
+                redis=redis_url, cluster=plan.cluster, name=plan.edge_name(index),
+            ),
+        )
+    )  # fmt: skip
 
 
 def balancer_command(plan: LocalPlan, redis_url: str) -> list[str]:
-    return [
-        *edgefleet_command(), "balancer",
-        "--listen", f"127.0.0.1:{plan.ports.balancer}",
-        "--admin-listen", f"127.0.0.1:{plan.ports.balancer_admin}",
-        "--load-factor", str(plan.load_factor),
-        "--hash-key", plan.hash_key,
-        "--redis", redis_url,
-        "--cluster", plan.cluster,
-    ]  # fmt: skip
+    return _local(
+        balancer_args(
+            plan.spec,
+            BalancerPlacement(
+                listen=f"127.0.0.1:{plan.ports.balancer}", admin_listen=f"127.0.0.1:{plan.ports.balancer_admin}",
+                redis=redis_url, cluster=plan.cluster,
+            ),
+        )
+    )  # fmt: skip
 
 
 def console_command(

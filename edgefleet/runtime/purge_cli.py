@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from edgefleet.bus import BusError, PurgeBus, PurgeMessage
 from edgefleet.flags import duration
+from edgefleet.purge_progress import PurgeOutcome, PurgeProgress, purge_progress
 
 from .state import DEFAULT_STATE_DIR, StateError, read_runtime
 
@@ -27,6 +28,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="wait until every edge acknowledged")
     parser.add_argument("--timeout", type=duration, default=30.0, help="how long --wait waits (default 30s)")
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR, help="the fleet's state directory")
+
+
+def present_edges(state_dir: Path) -> set[str]:
+    """Edges the fleet has now (any state but stopped): an edge that is gone holds nothing to purge."""
+    return {edge.name for edge in read_runtime(state_dir).edges if edge.state != "stopped"}
+
+
+async def follow_purge(
+    bus: PurgeBus, entry_id: str, members: list[str], issued: float, timeout: float, state_dir: Path
+) -> tuple[PurgeProgress, dict[str, float]]:
+    """Poll the bus's acknowledgements (and the fleet's membership) until the purge finishes; the final
+    progress and the acknowledgement times."""
+    while True:
+        acks = await bus.acknowledgements(entry_id)
+        progress = purge_progress(members, acks, present_edges(state_dir), issued, time.time(), timeout)
+        if progress.finished:
+            return progress, acks
+        await asyncio.sleep(0.02)  # polling acknowledgements under the purge's own deadline
 
 
 async def _purge(args: argparse.Namespace) -> int:
@@ -49,23 +68,19 @@ async def _purge(args: argparse.Namespace) -> int:
         print(f"published purge {entry_id} to {len(members)} edges")
         if not args.wait:
             return 0
-        deadline = time.monotonic() + args.timeout
-        while True:
-            acks = await bus.acknowledgements(entry_id)
-            pending = [m for m in members if m not in acks]
-            if not pending or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.02)  # polling acknowledgements under a deadline
+        progress, acks = await follow_purge(bus, entry_id, members, issued, args.timeout, args.state_dir)
         for member in members:
-            if member in acks:
+            if member in progress.acknowledged:
                 print(f"  {member:<24} acknowledged after {(acks[member] - issued) * 1000:.1f} ms")
+            elif member in progress.departed:
+                print(f"  {member:<24} left the fleet (nothing left to purge)")
             else:
                 print(f"  {member:<24} NOT acknowledged")
-        if pending:
-            print(f"purge incomplete after {args.timeout:.0f}s: {', '.join(pending)} did not confirm", file=sys.stderr)
+        if progress.outcome is not PurgeOutcome.COMPLETE:
+            print(f"purge incomplete after {args.timeout:.0f}s: {', '.join(progress.pending)} did not confirm",
+                  file=sys.stderr)  # fmt: skip
             return 1
-        slowest = max((acks[m] for m in members), default=issued)
-        print(f"purge complete on every edge in {(slowest - issued) * 1000:.1f} ms")
+        print(f"purge complete on every edge in {progress.duration_ms} ms")
         return 0
     finally:
         await client.aclose()

@@ -14,7 +14,8 @@ from edgefleet.flags import add_flag, duration, host_port
 from edgefleet.logs import configure_logging
 
 from . import autoscaling
-from .handlers import OperatorConfig, Runtime, make_runtime, register
+from .context import OperatorConfig, Runtime, make_runtime
+from .handlers import register
 from .render import RenderOptions
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     scope.add_argument("--namespace", action="append", default=[], help="watch this namespace (repeatable)")
     scope.add_argument("--all-namespaces", action="store_true", help="watch every namespace (the default)")
     add_flag(parser, "--image", default=RenderOptions.image, help="edgefleet image for the fleets' pods")
-    add_flag(parser, "--drift-interval", type=duration, default=60.0, help="how often to re-check each fleet")
+    add_flag(parser, "--drift-interval", type=duration, default=600.0,
+             help="how often to re-apply each fleet (a safety net: owned objects are watched)")  # fmt: skip
     add_flag(parser, "--metrics-listen", type=host_port, default=("0.0.0.0", 8080), help="/metrics and /healthz")
     add_flag(parser, "--bus-url-override", default=None, secret=True,
              help="reach every fleet's purge bus at this Redis URL (out-of-cluster runs and tests only)")  # fmt: skip
@@ -62,7 +64,13 @@ async def _main(args: argparse.Namespace) -> int:
     metrics = await _serve_metrics(runtime, args.metrics_listen)
     try:
         namespaces = tuple(args.namespace)
-        await kopf.operator(registry=registry, standalone=True, clusterwide=not namespaces, namespaces=namespaces)
+        await kopf.operator(
+            registry=registry,
+            standalone=True,
+            clusterwide=not namespaces,
+            namespaces=namespaces,
+            memo=kopf.Memo(runtime=runtime),
+        )
     finally:
         await metrics.cleanup()
         for client in runtime.buses.values():

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from edgefleet.api import CdnCluster
+from edgefleet.api.cdncluster import CdnClusterStatus, Condition, EdgeStatus
 
 from .apply import Applied, Applier, ApplyError
+from .errors import REFERENCE_RETRY_DELAY, RETRY_DELAY, SLOW_RETRY_DELAY
 from .render import RenderOptions, console_token_secret, edge_selector_string, name_of, render, tokens_secret
-from .status import Replicas, fleet_conditions, replicas_of
+from .status import fleet_conditions, replicas_of
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +28,9 @@ class ReferenceError_(RuntimeError):
 
 @dataclass
 class Outcome:
-    status: dict[str, Any]
+    status: CdnClusterStatus
+    """Everything but the conditions, which are merged with the stored ones by the caller."""
+    conditions: list[Condition]
     applied: list[Applied] = field(default_factory=list)
     problem: str | None = None
     retry_in: float | None = None
@@ -93,41 +97,56 @@ def reconcile(body: Mapping[str, Any], applier: Applier, options: RenderOptions,
                 event("Normal", result.action.capitalize(), f"{result.action.capitalize()} {result.kind} {result.name}")
     except ReferenceError_ as exc:
         event("Warning", "MissingReference", str(exc))
-        return Outcome(_status(cluster, applier, str(exc)), problem=str(exc), retry_in=15.0)
+        return Outcome(*_status(cluster, applier, str(exc)), problem=str(exc), retry_in=REFERENCE_RETRY_DELAY)
     except ApplyError as exc:
         event("Warning", "ApplyFailed", str(exc))
-        return Outcome(_status(cluster, applier, str(exc)), problem=str(exc), retry_in=5.0 if exc.retryable else 60.0)
-    return Outcome(_status(cluster, applier, None), applied=applied)
+        retry_in = RETRY_DELAY if exc.retryable else SLOW_RETRY_DELAY
+        return Outcome(*_status(cluster, applier, str(exc)), problem=str(exc), retry_in=retry_in)
+    return Outcome(*_status(cluster, applier, None), applied=applied)
 
 
-def observe(body: Mapping[str, Any], applier: Applier) -> dict[str, Any]:
+def observe(body: Mapping[str, Any], applier: Applier) -> tuple[CdnClusterStatus, list[Condition]]:
     """Status from the Deployments as they are, applying nothing (for rollout progress between reconciles)."""
     return _status(CdnCluster.model_validate(dict(body)), applier, None)
 
 
-def _status(cluster: CdnCluster, applier: Applier, problem: str | None) -> dict[str, Any]:
+def _status(cluster: CdnCluster, applier: Applier, problem: str | None) -> tuple[CdnClusterStatus, list[Condition]]:
     namespace = cluster.metadata.namespace
+    deployments = {}
+    for component in COMPONENTS:
+        deployment = applier.get("apps/v1", "Deployment", name_of(cluster, component), namespace)
+        deployments[component] = deployment.to_dict() if deployment is not None else None
+    balancer_service = applier.get("v1", "Service", name_of(cluster), namespace) is not None
+    return fleet_status(cluster, deployments, balancer_service, problem)
+
+
+COMPONENTS = ("origin", "edge", "balancer")
+
+
+def fleet_status(
+    cluster: CdnCluster,
+    deployments: Mapping[str, Mapping[str, Any] | None],
+    balancer_service: bool,
+    problem: str | None,
+) -> tuple[CdnClusterStatus, list[Condition]]:
+    """Pure: the status (and the conditions to merge into it) from the Deployments as read."""
     desired = {
         "origin": cluster.spec.origin.replicas,
         "edge": cluster.spec.edge.replicas.effective,
         "balancer": cluster.spec.balancer.replicas,
     }
-    components: dict[str, Replicas] = {}
-    for component, want in desired.items():
-        deployment = applier.get("apps/v1", "Deployment", name_of(cluster, component), namespace)
-        components[component] = replicas_of(deployment.to_dict() if deployment is not None else None, want)
+    components = {component: replicas_of(deployments.get(component), desired[component]) for component in COMPONENTS}
     edge = components["edge"]
-    balancer_service = applier.get("v1", "Service", name_of(cluster), namespace)
     endpoint = None
-    if balancer_service is not None:
-        port = cluster.spec.balancer.service.port
-        endpoint = f"http://{name_of(cluster)}.{namespace}.svc:{port}"
-    return {
-        "observedGeneration": cluster.metadata.generation,
-        "origin": components["origin"].as_status(),
-        "edge": {**edge.as_status(), "selector": edge_selector_string(cluster)},
-        "balancer": components["balancer"].as_status(),
-        "edgesReady": f"{edge.ready}/{edge.desired}",
-        "endpoint": endpoint,
-        "_conditions": fleet_conditions(components, cluster.metadata.generation, problem),
-    }
+    if balancer_service:
+        endpoint = f"http://{name_of(cluster)}.{cluster.metadata.namespace}.svc:{cluster.spec.balancer.service.port}"
+    edge_status = EdgeStatus(**edge.as_status().model_dump(), selector=edge_selector_string(cluster))
+    status = CdnClusterStatus(
+        observed_generation=cluster.metadata.generation,
+        origin=components["origin"].as_status(),
+        edge=edge_status,
+        balancer=components["balancer"].as_status(),
+        edges_ready=f"{edge.ready}/{edge.desired}",
+        endpoint=endpoint,
+    )
+    return status, fleet_conditions(components, cluster.metadata.generation, problem)

@@ -15,7 +15,16 @@ from typing import Any
 
 from edgefleet.api import CdnCluster
 from edgefleet.api.cdncluster import Resources
-from edgefleet.api.units import parse_bytes, parse_seconds
+from edgefleet.api.units import parse_bytes
+from edgefleet.components import (
+    BalancerPlacement,
+    EdgePlacement,
+    OriginPlacement,
+    balancer_args,
+    edge_args,
+    origin_args,
+    s3_storage_url,
+)
 
 Manifest = dict[str, Any]
 
@@ -209,7 +218,6 @@ def _bus_env(cluster: CdnCluster) -> list[dict[str, Any]]:
 
 def _origin(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     origin = cluster.spec.origin
-    images = origin.images
     env: list[dict[str, Any]] = []
     volumes: list[dict[str, Any]] = [
         {"name": "tmp", "emptyDir": {}},
@@ -218,10 +226,7 @@ def _origin(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     mounts = [{"name": "tmp", "mountPath": "/tmp"}, {"name": "variants", "mountPath": "/var/cache/edgefleet"}]
     if origin.storage.s3 is not None:
         s3 = origin.storage.s3
-        secure = "true" if s3.endpoint.startswith("https://") else "false"
-        storage = f"s3://{s3.bucket}?endpoint={s3.endpoint}&secure={secure}"
-        if s3.region:
-            storage += f"&region={s3.region}"
+        storage = s3_storage_url(s3)
         secret = s3.credentials_secret
         env += [
             _secret_env("EDGEFLEET_S3_ACCESS_KEY", secret.name, secret.access_key_key),
@@ -245,20 +250,13 @@ def _origin(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
         else _secret_env("EDGEFLEET_UPLOAD_TOKEN", tokens_secret(cluster), "upload-token")
     )
     env += _bus_env(cluster)
-    args = [
-        "origin",
-        f"--listen=0.0.0.0:{ORIGIN_PORT}",
-        f"--storage={storage}",
-        f"--redis={bus_url(cluster)}",
-        f"--cluster={bus_cluster(cluster)}",
-        f"--default-ttl={origin.default_ttl}",
-        f"--widths={','.join(str(w) for w in images.widths)}",
-        f"--formats={','.join(images.formats)}",
-        f"--round-widths={images.round_widths}",
-        f"--max-pixels={images.max_pixels}",
-        "--variant-cache-dir=/var/cache/edgefleet",
-        "--log-format=json",
-    ]
+    args = origin_args(
+        cluster.spec,
+        OriginPlacement(
+            listen=f"0.0.0.0:{ORIGIN_PORT}", storage=storage, redis=bus_url(cluster), cluster=bus_cluster(cluster),
+            variant_cache_dir="/var/cache/edgefleet", log_format="json",
+        ),
+    )  # fmt: skip
     container = {
         "name": "origin",
         "image": options.image,
@@ -289,25 +287,14 @@ def _origin(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
 def _edges(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     edge = cluster.spec.edge
     memory, disk = parse_bytes(edge.cache.memory), parse_bytes(edge.cache.disk)
-    args = [
-        "edge",
-        f"--listen=0.0.0.0:{EDGE_PORT}",
-        f"--admin-listen=0.0.0.0:{ADMIN_PORT}",
-        f"--origin=http://{name_of(cluster, 'origin')}:{ORIGIN_PORT}",
-        f"--memory={memory}",
-        f"--disk={disk}",
-        "--cache-dir=/var/cache/edgefleet",
-        f"--redis={bus_url(cluster)}",
-        f"--cluster={bus_cluster(cluster)}",
-        "--name=$(POD_NAME)",
-        f"--grace={int(parse_seconds(edge.cache.grace))}s",
-        "--log-format=json",
-    ]
-    # Only when they differ from the edge's defaults, so existing manifests render exactly as before.
-    if edge.workers > 1:
-        args.append(f"--workers={edge.workers}")
-    if edge.cache.policy != "s3fifo-gdsf":
-        args.append(f"--cache-policy={edge.cache.policy}")
+    args = edge_args(
+        cluster.spec,
+        EdgePlacement(
+            listen=f"0.0.0.0:{EDGE_PORT}", admin_listen=f"0.0.0.0:{ADMIN_PORT}",
+            origin=f"http://{name_of(cluster, 'origin')}:{ORIGIN_PORT}", cache_dir="/var/cache/edgefleet",
+            redis=bus_url(cluster), cluster=bus_cluster(cluster), name="$(POD_NAME)", log_format="json",
+        ),
+    )  # fmt: skip
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *_token_env(cluster),
            *_bus_env(cluster)]  # fmt: skip
     # The disk tier is an emptyDir sized to the cache plus headroom: it survives container restarts.
@@ -379,22 +366,16 @@ def _balancer(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     spec = cluster.spec.balancer
     account = name_of(cluster, "balancer")
     threads = haproxy_threads(spec.resources)
-    args = [
-        "balancer",
-        f"--haproxy={HAPROXY_BINARY}",
-        *([f"--haproxy-threads={threads}"] if threads is not None else []),
-        f"--listen=0.0.0.0:{EDGE_PORT}",
-        f"--admin-listen=0.0.0.0:{ADMIN_PORT}",
-        f"--kubernetes-service={cluster.metadata.namespace}/{name_of(cluster, 'edge')}",
-        f"--edge-port={EDGE_PORT}",
-        f"--edge-admin-port={ADMIN_PORT}",
-        f"--load-factor={spec.hashing.load_factor}",
-        f"--hash-key={spec.hashing.key}",
-        f"--redis={bus_url(cluster)}",
-        f"--cluster={bus_cluster(cluster)}",
-        "--name=$(POD_NAME)",
-        "--log-format=json",
-    ]
+    args = balancer_args(
+        cluster.spec,
+        BalancerPlacement(
+            listen=f"0.0.0.0:{EDGE_PORT}", admin_listen=f"0.0.0.0:{ADMIN_PORT}", redis=bus_url(cluster),
+            cluster=bus_cluster(cluster), name="$(POD_NAME)", log_format="json",
+            membership=(f"--kubernetes-service={cluster.metadata.namespace}/{name_of(cluster, 'edge')}",
+                        f"--edge-port={EDGE_PORT}", f"--edge-admin-port={ADMIN_PORT}"),
+            haproxy=(f"--haproxy={HAPROXY_BINARY}", *([f"--haproxy-threads={threads}"] if threads else [])),
+        ),
+    )  # fmt: skip
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *_token_env(cluster),
            *_bus_env(cluster)]  # fmt: skip
     container = {

@@ -1,4 +1,4 @@
-"""CdnCluster status from what the Deployments report: pure functions, Kubernetes-style conditions."""
+"""CdnCluster status from what the Deployments report: pure functions over the typed status models."""
 
 from __future__ import annotations
 
@@ -7,9 +7,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edgefleet.api.cdncluster import ComponentStatus, Condition
 
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+CONDITION_ORDER = ("Ready", "Progressing", "Degraded", "AutoscalerHealthy", "OriginBound")
+
+
+def now_rfc3339(at: float | None = None) -> str:
+    moment = dt.datetime.now(dt.UTC) if at is None else dt.datetime.fromtimestamp(at, dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch(text: str | None) -> float | None:
+    """Unix time of an RFC 3339 timestamp as the operator writes them; None for None."""
+    if not text:
+        return None
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
 
 
 @dataclass(frozen=True)
@@ -22,8 +34,8 @@ class Replicas:
     def complete(self) -> bool:
         return self.ready >= self.desired
 
-    def as_status(self) -> dict[str, int]:
-        return {"replicas": self.replicas, "readyReplicas": self.ready, "desiredReplicas": self.desired}
+    def as_status(self) -> ComponentStatus:
+        return ComponentStatus(replicas=self.replicas, ready_replicas=self.ready, desired_replicas=self.desired)
 
 
 def replicas_of(deployment: Mapping[str, Any] | None, desired: int) -> Replicas:
@@ -31,35 +43,51 @@ def replicas_of(deployment: Mapping[str, Any] | None, desired: int) -> Replicas:
     return Replicas(desired, int(status.get("replicas") or 0), int(status.get("readyReplicas") or 0))
 
 
-def condition(kind: str, ok: bool, reason: str, message: str, generation: int | None) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": "True" if ok else "False",
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation,
-    }
+def condition(kind: str, ok: bool, reason: str, message: str, generation: int | None) -> Condition:
+    """A condition as computed now; ``merge_conditions`` decides its transition time."""
+    return Condition(
+        type=kind,
+        status="True" if ok else "False",
+        reason=reason,
+        message=message,
+        observed_generation=generation,
+        last_transition_time="",
+    )
+
+
+def parse_conditions(raw: Sequence[Mapping[str, Any]] | None) -> list[Condition]:
+    """Conditions as stored on an object (anything unreadable is dropped, to be written afresh)."""
+    out = []
+    for item in raw or []:
+        try:
+            out.append(Condition.model_validate(item))
+        except ValueError:
+            continue
+    return out
 
 
 def merge_conditions(
-    existing: Sequence[Mapping[str, Any]], updates: Sequence[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+    existing: Sequence[Condition], updates: Sequence[Condition], now: str | None = None
+) -> list[Condition]:
     """Replace conditions by type, keeping lastTransitionTime when the status did not change, and keeping
     conditions owned by others (the autoscaler's AutoscalerHealthy)."""
-    by_type = {c["type"]: dict(c) for c in existing}
-    stamp = now_rfc3339()
+    by_type = {c.type: c for c in existing}
+    stamp = now or now_rfc3339()
     for update in updates:
-        previous = by_type.get(update["type"])
-        changed = previous is None or previous.get("status") != update["status"]
-        transition = stamp if changed or previous is None else previous.get("lastTransitionTime", stamp)
-        by_type[update["type"]] = {**update, "lastTransitionTime": transition}
-    order = ["Ready", "Progressing", "Degraded", "AutoscalerHealthy"]
-    return sorted(by_type.values(), key=lambda c: order.index(c["type"]) if c["type"] in order else len(order))
+        previous = by_type.get(update.type)
+        held = previous is not None and previous.status == update.status and previous.last_transition_time
+        transition = previous.last_transition_time if held and previous is not None else stamp
+        by_type[update.type] = update.model_copy(update={"last_transition_time": transition})
+
+    def rank(c: Condition) -> int:
+        return CONDITION_ORDER.index(c.type) if c.type in CONDITION_ORDER else len(CONDITION_ORDER)
+
+    return sorted(by_type.values(), key=rank)
 
 
 def fleet_conditions(
     components: Mapping[str, Replicas], generation: int | None, problem: str | None
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     lagging = [f"{name} {r.ready}/{r.desired} ready" for name, r in components.items() if not r.complete]
     if problem is not None:
         return [

@@ -130,3 +130,72 @@ def test_scale_up_waits_for_its_stabilisation_window_when_one_is_set() -> None:
     assert decide(3, spec, brief_spike, [], NOW).replicas == 3
     sustained = window(replace(HEALTHY, p95_latency_ms=400), 90)
     assert decide(3, spec, sustained, [], NOW).replicas == 5
+
+
+# ---- evidence: enough requests, fresh samples, one sample never drives two changes ------------------------
+
+EVIDENCE = replace(SPEC, min_requests=100)
+SLOW = replace(HEALTHY, p95_latency_ms=2194, requests=600, window_seconds=10.0)
+
+
+def test_a_p95_of_a_few_requests_is_not_evidence() -> None:
+    """What a new user saw: 2 -> 3 -> 4 edges within 2.4 s on a p95 computed from about three requests."""
+    current, history = 2, []
+    for tick in range(3):
+        at = NOW + tick * 1.2
+        samples = [replace(SLOW, at=at, requests=3, window_seconds=1.2)]
+        decision = decide(current, EVIDENCE, samples, history, at)
+        assert decision.replicas == current, decision.reason
+    assert "3 requests in the latest sample, fewer than the 100 a decision needs" in decision.reason
+
+
+def test_one_sample_never_drives_two_changes() -> None:
+    first = decide(2, EVIDENCE, [SLOW], [], NOW)
+    assert first.replicas == 4 and first.samples == (SLOW,)
+    history = [PastDecision(NOW, 2, 4, tuple(s.at for s in first.samples))]
+    again = decide(4, EVIDENCE, [SLOW], history, NOW + 1)
+    assert again.replicas == 4, again.reason
+    assert "since the last change" in again.reason
+
+
+def test_samples_reaching_back_before_the_last_change_are_not_fresh() -> None:
+    """A 10 s window that began before the scale-up still describes the old, smaller fleet."""
+    history = [PastDecision(NOW, 2, 4, (NOW,))]
+    overlapping = replace(SLOW, at=NOW + 5)
+    assert decide(4, EVIDENCE, [SLOW, overlapping], history, NOW + 5).replicas == 4
+    after = replace(SLOW, at=NOW + 11)
+    assert decide(4, EVIDENCE, [SLOW, overlapping, after], history, NOW + 11).replicas == 6
+
+
+def test_a_decision_names_the_samples_it_used() -> None:
+    samples = [replace(SLOW, at=NOW - 20), replace(SLOW, at=NOW)]
+    decision = decide(2, replace(EVIDENCE, scale_up_window=30.0), samples, [], NOW)
+    assert decision.samples == tuple(samples)
+    assert "2 samples" in decision.reason and "1200 requests" in decision.reason
+
+
+# ---- hit latency (the edges) versus miss latency (the origin) -------------------------------------------
+
+
+def test_slow_misses_with_fast_hits_name_the_origin_and_add_no_edges() -> None:
+    """``make demo``'s first 30 s: the origin is busy making variants for a cold catalogue."""
+    cold = replace(SLOW, hit_p95_latency_ms=3, miss_p95_latency_ms=2194)
+    decision = decide(3, EVIDENCE, [cold], [], NOW)
+    assert decision.replicas == 3
+    assert decision.bottleneck == "origin"
+    assert "origin-bound" in decision.reason and "2194 ms" in decision.reason
+
+
+def test_slow_hits_add_edges() -> None:
+    saturated = replace(SLOW, p95_latency_ms=300, hit_p95_latency_ms=180, miss_p95_latency_ms=400)
+    decision = decide(3, EVIDENCE, [saturated], [], NOW)
+    assert decision.replicas == 5 and decision.bottleneck is None
+    assert "cache hits 180 ms" in decision.reason
+
+
+def test_an_origin_bound_fleet_holds_its_edges_and_says_why() -> None:
+    """Neither more edges (they cannot help) nor fewer (the slowness is not theirs to prove healthy)."""
+    cold = replace(HEALTHY, p95_latency_ms=900, hit_p95_latency_ms=4, miss_p95_latency_ms=900, requests=600)
+    decision = decide(4, EVIDENCE, window(cold, 330), [], NOW)
+    assert decision.replicas == 4
+    assert decision.bottleneck == "origin"

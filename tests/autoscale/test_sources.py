@@ -94,6 +94,19 @@ async def test_direct_scrape_computes_rates_hit_ratio_and_p95_between_scrapes(ed
     assert second.origin_requests_per_second is not None and second.origin_requests_per_second > 0
 
 
+async def test_direct_scrape_separates_hit_from_miss_latency_and_counts_requests(edges: list[FakeEdge]) -> None:
+    """Fast hits and slow misses: the edges are fine, the origin is what is slow."""
+    source = DirectScrapeSource(lambda: [e.url for e in edges], token="t")
+    await source.sample()
+    edges[0].serve(hits=100, misses=0, latency=0.003)
+    edges[1].serve(hits=0, misses=30, latency=2.0)
+    sample = await source.sample()
+    assert sample.requests == 130
+    assert sample.hit_p95_latency_ms is not None and sample.hit_p95_latency_ms <= 5
+    assert sample.miss_p95_latency_ms is not None and sample.miss_p95_latency_ms >= 1000
+    assert sample.window_seconds > 0
+
+
 async def test_direct_scrape_without_any_answering_edge_is_unavailable() -> None:
     source = DirectScrapeSource(lambda: [f"http://127.0.0.1:{free_port()}/metrics"], token="t")
     with pytest.raises(MetricsUnavailable):
@@ -178,6 +191,9 @@ async def test_prometheus_source_reads_the_fleet_through_promql(
     assert sample.hit_ratio == pytest.approx(0.8, abs=0.05)
     assert sample.p95_latency_ms is not None and 250 <= sample.p95_latency_ms <= 500
     assert sample.origin_requests_per_second is not None and sample.origin_requests_per_second > 0
+    assert sample.requests is not None and sample.requests > 0 and sample.window_seconds == 30
+    for split in (sample.hit_p95_latency_ms, sample.miss_p95_latency_ms):
+        assert split is not None and 250 <= split <= 500
 
 
 async def test_unreachable_prometheus_is_unavailable_not_zero() -> None:

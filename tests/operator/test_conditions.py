@@ -3,27 +3,30 @@
 from __future__ import annotations
 
 import pytest
-from edgefleet_operator.status import Replicas, fleet_conditions, merge_conditions
+from edgefleet_operator.status import Replicas, condition, fleet_conditions, merge_conditions
+
+from edgefleet.api.cdncluster import Condition
 
 
-def by_type(conditions: list[dict[str, object]]) -> dict[object, dict[str, object]]:
-    return {c["type"]: c for c in conditions}
+def by_type(conditions: list[Condition]) -> dict[str, Condition]:
+    return {c.type: c for c in conditions}
 
 
 def test_conditions_merge_keeps_the_autoscalers_condition() -> None:
-    autoscaler = {"type": "AutoscalerHealthy", "status": "True", "reason": "Scraping", "message": "ok",
-                  "lastTransitionTime": "2026-01-01T00:00:00Z"}  # fmt: skip
+    autoscaler = condition("AutoscalerHealthy", True, "Scraping", "ok", 1).model_copy(
+        update={"last_transition_time": "2026-01-01T00:00:00Z"}
+    )
     merged = merge_conditions([autoscaler], fleet_conditions({}, 3, None))
     assert by_type(merged)["AutoscalerHealthy"] == autoscaler
-    assert [c["type"] for c in merged] == ["Ready", "Progressing", "Degraded", "AutoscalerHealthy"]
+    assert [c.type for c in merged] == ["Ready", "Progressing", "Degraded", "AutoscalerHealthy"]
 
 
 def test_conditions_merge_keeps_transition_time_while_status_holds() -> None:
-    earlier = [{**c, "lastTransitionTime": "2026-01-01T00:00:00Z"} for c in fleet_conditions({}, 1, None)]
-    merged = by_type(merge_conditions(earlier, fleet_conditions({}, 2, "Secret x missing")))
-    assert merged["Progressing"]["lastTransitionTime"] == "2026-01-01T00:00:00Z", "False before and after"
-    assert merged["Ready"]["lastTransitionTime"] != "2026-01-01T00:00:00Z"
-    assert merged["Ready"]["observedGeneration"] == 2
+    earlier = merge_conditions([], fleet_conditions({}, 1, None), now="2026-01-01T00:00:00Z")
+    merged = by_type(merge_conditions(earlier, fleet_conditions({}, 2, "Secret x missing"), now="2026-01-02T00:00:00Z"))
+    assert merged["Progressing"].last_transition_time == "2026-01-01T00:00:00Z", "False before and after"
+    assert merged["Ready"].last_transition_time == "2026-01-02T00:00:00Z"
+    assert merged["Ready"].observed_generation == 2
 
 
 @pytest.mark.parametrize(
@@ -40,8 +43,8 @@ def test_fleet_conditions_follow_components_and_problems(
     components: dict[str, Replicas], problem: str | None, ready: str, progressing: str, degraded: str
 ) -> None:
     conditions = by_type(fleet_conditions(components, 1, problem))
-    assert (conditions["Ready"]["status"], conditions["Progressing"]["status"], conditions["Degraded"]["status"]) == (
+    assert (conditions["Ready"].status, conditions["Progressing"].status, conditions["Degraded"].status) == (
         ready, progressing, degraded,
     )  # fmt: skip
     if problem:
-        assert conditions["Degraded"]["message"] == problem
+        assert conditions["Degraded"].message == problem
