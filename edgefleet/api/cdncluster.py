@@ -410,7 +410,7 @@ class Condition(StatusModel):
     """A condition in the Kubernetes style."""
 
     type: str
-    """Ready, Progressing, Degraded, AutoscalerHealthy or OriginBound."""
+    """Ready, Progressing, Degraded, AutoscalerHealthy, OriginBound or PurgeBusHistoryLost."""
     status: Literal["True", "False", "Unknown"]
     """Whether the condition holds."""
     reason: str
@@ -490,7 +490,8 @@ class CdnClusterStatus(StatusModel):
         list[Condition],
         Field(json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}),
     ] = []
-    """Ready, Progressing, Degraded, AutoscalerHealthy and OriginBound (latency is the origin's, not the edges')."""
+    """Ready, Progressing, Degraded, AutoscalerHealthy, OriginBound (latency is the origin's, not the edges') and
+    PurgeBusHistoryLost (the bus's Redis came back without its streams)."""
     origin: ComponentStatus | None = None
     """Origin replicas."""
     edge: EdgeStatus | None = None
@@ -505,6 +506,9 @@ class CdnClusterStatus(StatusModel):
     """What the autoscaler last saw."""
     last_scale: ScalingDecision | None = None
     """The last autoscaling decision."""
+    purge_bus_epoch: str | None = None
+    """The purge bus's epoch when last seen: it changes when Redis loses its streams (condition
+    PurgeBusHistoryLost)."""
 
 
 class CdnCluster(ApiModel):

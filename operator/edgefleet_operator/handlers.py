@@ -8,17 +8,18 @@ start-up (``register``), so that intervals and images come from the command line
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 from typing import Any
 
 import kopf
 
-from edgefleet.api import GROUP, VERSION, PurgeRequest
+from edgefleet.api import GROUP, VERSION, CdnCluster, PurgeRequest
 from edgefleet.api.cdncluster import CdnClusterStatus
 from edgefleet.bus import PurgeMessage
 
-from . import indexes
+from . import bus_history, indexes
 from .apply import FIELD_MANAGER
 from .context import OperatorConfig, Runtime, make_runtime
 from .errors import RETRY_DELAY, Gone, mapped
@@ -123,8 +124,18 @@ async def reconcile_cluster(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: 
     options = RenderOptions(image=runtime.config.image)
     outcome = await asyncio.to_thread(reconcile, body, runtime.applier, options, _event_poster(runtime, ref))
     status = outcome.status
-    status.conditions = merge_conditions(parse_conditions((body.get("status") or {}).get("conditions")),
-                                         outcome.conditions)  # fmt: skip
+    existing = parse_conditions((body.get("status") or {}).get("conditions"))
+    updates = list(outcome.conditions)
+    known_epoch = (body.get("status") or {}).get("purgeBusEpoch")
+    seen = await bus_history.look(runtime.bus(CdnCluster.model_validate(dict(body))), known_epoch)
+    if seen is not None:
+        status.purge_bus_epoch, lost = seen
+        generation = (body.get("metadata") or {}).get("generation")
+        updates.append(bus_history.history_condition(lost, existing, dt.datetime.now(dt.UTC), generation))
+        if lost:
+            await runtime.events.post(ref, "Warning", "PurgeBusHistoryLost",
+                                      "The purge bus's Redis came back without its streams")  # fmt: skip
+    status.conditions = merge_conditions(existing, updates)
     await runtime.status.write(ref, status, patch)
     runtime.reconciles.labels("error" if outcome.problem else "ok").inc()
     if outcome.problem is not None:

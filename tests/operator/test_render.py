@@ -179,6 +179,7 @@ def test_api_cache_policies_are_the_edges() -> None:
     from edgefleet_edge.tiers import DEFAULT_POLICY, POLICY_NAMES
 
     from edgefleet.api.cdncluster import CachePolicy, EdgeCache
+    from edgefleet.components import DEFAULT_CACHE_POLICY
 
     assert typing.get_args(CachePolicy) == POLICY_NAMES
-    assert EdgeCache().policy == DEFAULT_POLICY
+    assert EdgeCache().policy == DEFAULT_POLICY == DEFAULT_CACHE_POLICY, "the default is left out of the arguments"
