@@ -77,6 +77,9 @@ def test_render_and_local_runtime_give_components_the_same_spec_arguments(body: 
         "edge": edge_command(plan, 0, "redis://127.0.0.1:1")[skip:],
         "balancer": balancer_command(plan, "redis://127.0.0.1:1")[skip:],
     }
+    # The console (issue #18) arrived beside this builder and still renders its own arguments: it has no spec
+    # flags beyond where things are, and its tokens travel by environment. It is compared in tests/console.
+    rendered.pop("console", None)
     assert set(rendered) == set(local)
     for component in local:
         assert _normalised(local[component]) == _normalised(rendered[component]), component
