@@ -54,20 +54,25 @@ kube-down: venv
 bench: venv
 	$(BIN)/python bench/run_all.py
 
-# ---- container images and kind (need Docker; not available on every machine) ----------------------
+# ---- the container image and kind --------------------------------------------------------------------
+# One image runs every component. `make images` builds it with no registry: the base comes from Debian
+# packages (mmdebstrap, hack/base-image.sh) and Python packages from wheels built here (hack/wheels.sh).
+# On a laptop: `make images BASE_IMAGE=debian:bookworm-slim` (the Dockerfile then apt-gets its packages).
 IMAGE_REPO ?= ghcr.io/edgefleet/edgefleet
 IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= $(IMAGE_REPO):$(IMAGE_TAG)
+BASE_IMAGE ?= $(shell command -v mmdebstrap >/dev/null && echo local || echo debian:bookworm-slim)
 KIND_CLUSTER ?= edgefleet
 
 images:
-	docker build -f operator/Dockerfile -t $(IMAGE_REPO):$(IMAGE_TAG) .
-	docker build -f edge_image/Dockerfile -t $(IMAGE_REPO)-edge:$(IMAGE_TAG) .
-	docker build -f origin_image/Dockerfile -t $(IMAGE_REPO)-origin:$(IMAGE_TAG) .
+	hack/wheels.sh build/wheels
+	docker build -t $(IMAGE) \
+	  --build-arg BASE_IMAGE=$(if $(filter local,$(BASE_IMAGE)),$$(hack/base-image.sh),$(BASE_IMAGE)) .
 
 kind-up: images
 	mkdir -p .edgefleet/kind-assets
 	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --config kind-config.yaml
-	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE_REPO):$(IMAGE_TAG) $(IMAGE_REPO)-edge:$(IMAGE_TAG) $(IMAGE_REPO)-origin:$(IMAGE_TAG)
+	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE)
 	helm upgrade --install edgefleet ./helm/edgefleet -n edgefleet-system --create-namespace \
 	  --set image.tag=$(IMAGE_TAG) --set image.pullPolicy=Never --wait
 	kubectl apply -f examples/cdncluster-kind.yaml
