@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 KUBE_BUILD := hack/kube-testenv/build.sh
 PYTEST_ARGS ?=
 
-.PHONY: help venv system-deps kube-bin test lint typecheck crds demo kube-up kube-down bench images kind-up clean
+.PHONY: help venv system-deps kube-bin test lint typecheck crds demo kube-up kube-down bench images cluster-up \
+	cluster-down kind-up clean
 
 help:
 	@echo "make demo      start a local fleet, send shop traffic through it, print a summary"
@@ -15,6 +16,8 @@ help:
 	@echo "make lint      ruff + mypy"
 	@echo "make crds      regenerate crds/ (and the chart's copy) from the API models"
 	@echo "make kube-up   start the test control plane in the background (kube-down stops it)"
+	@echo "make images    build the edgefleet image (Docker; Debian base, no registry needed)"
+	@echo "make cluster-up  a one-node cluster with a real kubelet, images imported (cluster-down stops it)"
 	@echo "make bench     run the benchmarks in bench/"
 
 $(BIN)/edgefleet: pyproject.toml
@@ -65,9 +68,18 @@ BASE_IMAGE ?= $(shell command -v mmdebstrap >/dev/null && echo local || echo deb
 KIND_CLUSTER ?= edgefleet
 
 images:
+	hack/docker-up.sh
 	hack/wheels.sh build/wheels
 	docker build -t $(IMAGE) \
 	  --build-arg BASE_IMAGE=$(if $(filter local,$(BASE_IMAGE)),$$(hack/base-image.sh),$(BASE_IMAGE)) .
+
+# A one-node cluster with a real kubelet on this machine (root, Linux): the image is imported into its
+# containerd, so `helm install edgefleet ./helm/edgefleet` works right after. Last line: export ...
+cluster-up: venv system-deps images
+	@EDGEFLEET_KUBE_BIN="$$($(KUBE_BUILD))" $(BIN)/python -m edgefleet.testing.node_cluster up --image $(IMAGE)
+
+cluster-down: venv
+	@$(BIN)/python -m edgefleet.testing.node_cluster down
 
 kind-up: images
 	mkdir -p .edgefleet/kind-assets

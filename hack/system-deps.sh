@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use as real parts (Prometheus; Chromium for the report check)
-# when they are missing and we are root. Without root it only reports what is missing; the tests then
+# Installs the Debian packages the tests use as real parts (Prometheus; Chromium for the report check;
+# Docker, mmdebstrap, containerd, runc, CNI plugins, iptables and conntrack for the images and the
+# one-node cluster) when they are missing and we are root. Without root it only reports what is missing; the tests then
 # fail in CI with a message naming it, and skip locally.
 set -euo pipefail
 
 want=("$@")
 if [[ ${#want[@]} -eq 0 ]]; then
-  want=(prometheus:prometheus promtool:prometheus chromium:chromium)
+  want=(prometheus:prometheus promtool:prometheus chromium:chromium
+        dockerd:docker.io mmdebstrap:mmdebstrap containerd:containerd ctr:containerd runc:runc
+        /usr/lib/cni/bridge:containernetworking-plugins iptables:iptables conntrack:conntrack)
 fi
 
 missing_pkgs=()
