@@ -169,7 +169,7 @@ def prometheus(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture(scope="module")
-def fleet(node_cluster: NodeCluster, prometheus: Prometheus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     cluster = node_cluster
     assets = tmp_path_factory.mktemp("assets")
     os.chown(assets, 10001, 10001)  # the origin runs as 10001 and a hostPath keeps the host's ownership
