@@ -83,6 +83,7 @@ cluster-down: venv
 
 kind-up: images
 	mkdir -p .edgefleet/kind-assets
+	chmod 0777 .edgefleet/kind-assets  # the origin (uid 10001) writes uploads into this hostPath
 	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --config kind-config.yaml
 	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE)
 	helm upgrade --install edgefleet ./helm/edgefleet -n edgefleet-system --create-namespace \

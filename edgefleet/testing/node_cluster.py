@@ -38,7 +38,7 @@ from edgefleet.testing.kube_testenv import (
 )
 
 RUN_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "edgefleet" / "node-cluster" / "run"
-NODE_ROOT = Path("/var/lib/edgefleet-node")  # kubelet, containerd and CNI state: removed by stop()
+NODE_ROOT = Path("/var/lib/edgefleet-node")  # kubelet and CNI state (removed by stop()); containerd's images (kept)
 STATE_ROOT = Path("/run/edgefleet-node")  # containerd's socket and runtime state
 NODE_NAME = "edgefleet-node"
 BRIDGE = "efnode0"
@@ -132,8 +132,11 @@ class NodeCluster(KubeTestEnv):
         if leftovers():
             # A previous run died without cleaning up: clean now rather than run on top of it.
             self._cleanup_host()
-        for module in ("br_netfilter", "overlay"):
-            _run(["modprobe", module], check=False)
+        if shutil.which("modprobe"):  # without kmod, the modules must already be loaded (checked below)
+            for module in ("br_netfilter", "overlay"):
+                _run(["modprobe", module], check=False)
+        if not Path("/proc/sys/net/bridge/bridge-nf-call-iptables").exists():
+            raise KubeTestEnvError("br_netfilter is not loaded: Services would not reach pods on the bridge")
         for key in ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables"):
             path = Path("/proc/sys") / key
             if path.exists() and path.read_text().strip() != "1":
@@ -160,7 +163,10 @@ class NodeCluster(KubeTestEnv):
                     subprocess.run(["ip", "netns", "delete", entry.name], capture_output=True, check=False)
         subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True, check=False)
         _remove_kube_chains()
-        shutil.rmtree(NODE_ROOT, ignore_errors=True)
+        # containerd's content store stays: the next start reuses the imported images.
+        for path in NODE_ROOT.iterdir() if NODE_ROOT.exists() else ():
+            if path.name != "containerd":
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink()
         shutil.rmtree(STATE_ROOT, ignore_errors=True)
 
     # -- the node --
@@ -244,8 +250,8 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
 
     def _import_images(self) -> None:
         """The pause image (from the module's pause.c) and the project's images, from Docker, by import."""
-        listed = self._ctr("images", "ls", "-q")
-        if PAUSE_IMAGE not in listed.split():
+        listed = self._ctr("images", "ls", "-q").split()
+        if PAUSE_IMAGE not in listed:
             staging = self.workdir / "pause-rootfs"
             staging.mkdir(exist_ok=True)
             shutil.copy2(self.bin_dir / "pause", staging / "pause")
@@ -253,7 +259,10 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
             _run(["docker", "import", "--change", 'ENTRYPOINT ["/pause"]', "-", PAUSE_IMAGE], input=tar)
             self._import_from_docker(PAUSE_IMAGE)
         for image in self.images:
-            self._import_from_docker(image)
+            # Docker's image id is the config digest, which containerd also lists: same id, nothing to do.
+            docker_id = _run(["docker", "image", "inspect", "--format", "{{.Id}}", image], check=False).strip()
+            if not (image in listed and docker_id in listed):
+                self._import_from_docker(image)
 
     def _import_from_docker(self, image: str) -> None:
         saved = subprocess.run(["docker", "save", image], capture_output=True, check=False)
