@@ -73,3 +73,22 @@ def test_dockerfile_entrypoint_is_a_real_subcommand(image: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert f"edgefleet {argv[1]}" in result.stdout
+
+
+def test_chart_render_and_make_images_name_the_same_image() -> None:
+    import yaml
+    from edgefleet_operator.render import RenderOptions
+
+    values = yaml.safe_load((ROOT / "helm" / "edgefleet" / "values.yaml").read_text())
+    chart = yaml.safe_load((ROOT / "helm" / "edgefleet" / "Chart.yaml").read_text())
+    makefile = (ROOT / "Makefile").read_text()
+    version = re.search(r'^version = "(.+)"', (ROOT / "pyproject.toml").read_text(), re.M)
+    assert version is not None
+    built = re.search(r"^IMAGE_REPO \?= (\S+)", makefile, re.M)
+    assert built is not None
+    # `make images` builds IMAGE_REPO:<version>; the chart runs repository:appVersion and passes the same
+    # image to the operator, whose render uses it for every fleet pod (Redis included).
+    assert values["image"]["repository"] == built.group(1)
+    assert chart["appVersion"] == version.group(1)
+    assert RenderOptions().image == f"{built.group(1)}:{version.group(1)}"
+    assert RenderOptions().redis_image is None
