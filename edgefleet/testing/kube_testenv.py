@@ -365,6 +365,7 @@ class KubeTestEnv:
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--authorization-mode=RBAC",
+                "--kubelet-preferred-address-types=InternalIP",  # node names need not resolve (logs, exec)
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
