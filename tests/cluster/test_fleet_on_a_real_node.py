@@ -123,47 +123,70 @@ class Prometheus:
     token_file: Path  # the fleet's admin token, written once the fleet's Secret exists
 
 
+def edge_targets(cluster: NodeCluster) -> list[dict[str, Any]]:
+    """Prometheus file_sd targets: every ready edge pod's admin port, labelled as the operator's
+    ServiceMonitor labels them (``namespace``, ``job=<cluster>-edge``), which the autoscaler's PromQL selects."""
+    targets = []
+    for pod in ready_pods(cluster, SHOP, "edge"):
+        labels = pod["metadata"]["labels"]
+        targets.append({
+            "targets": [f"{pod['status']['podIP']}:9090"],
+            "labels": {"namespace": pod["metadata"]["namespace"], "pod": pod["metadata"]["name"],
+                       "job": f"{labels['app.kubernetes.io/instance']}-edge"},
+        })  # fmt: skip
+    return targets
+
+
 @pytest.fixture(scope="module")
 def prometheus(node_cluster: NodeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
-    """Debian's Prometheus on the host, discovering edge pods through the API server and scraping their
-    admin port with the fleet's admin token, labelled as the ServiceMonitor the operator renders would."""
+    """Debian's Prometheus on the host, scraping the edge pods' admin ports with the fleet's admin token.
+    Debian builds it without Kubernetes service discovery, so a thread here discovers the edge pods
+    through the API server and writes them as file_sd targets, the way kubernetes_sd would see them."""
     binary = shutil.which("prometheus")
     require(binary is not None, "prometheus (Debian package, hack/system-deps.sh)")
     assert binary is not None
     workdir = tmp_path_factory.mktemp("prometheus")
     token_file = workdir / "admin-token"
     token_file.write_text("not-yet")
+    targets_file = workdir / "edges.json"
+    targets_file.write_text("[]")
     port = free_port()
     config = {
         "global": {"scrape_interval": "2s", "evaluation_interval": "2s"},
         "scrape_configs": [{
             "job_name": "edgefleet-edges",
-            "kubernetes_sd_configs": [{"role": "pod", "kubeconfig_file": str(node_cluster.kubeconfig)}],
+            "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "2s"}],
             "authorization": {"type": "Bearer", "credentials_file": str(token_file)},
-            "relabel_configs": [
-                {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"], "regex": "edge",
-                 "action": "keep"},
-                {"source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": "admin", "action": "keep"},
-                {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
-                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
-                {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"], "target_label": "job",
-                 "replacement": "${1}-edge"},
-            ],
         }],
     }  # fmt: skip
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
     log = (workdir / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [binary, f"--config.file={workdir / 'prometheus.yml'}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address={NODE_IP}:{port}", "--web.enable-lifecycle"],
+         f"--web.listen-address={NODE_IP}:{port}"],
         stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     log.close()
+    stop = threading.Event()
+
+    def discover() -> None:
+        deadline = time.monotonic() + 3600
+        while not stop.wait(2) and time.monotonic() < deadline:
+            with contextlib.suppress(OSError, subprocess.SubprocessError, KeyError, ValueError):
+                staged = targets_file.with_suffix(".tmp")
+                staged.write_text(json.dumps(edge_targets(node_cluster)))
+                staged.replace(targets_file)
+
+    discovery = threading.Thread(target=discover, daemon=True)
+    discovery.start()
     url = f"http://{NODE_IP}:{port}"
     try:
-        eventually(lambda: http("GET", f"{url}/-/ready")[0] == 200, "Prometheus ready", 60)
+        eventually(lambda: process.poll() is None and http("GET", f"{url}/-/ready")[0] == 200,
+                   f"Prometheus ready (log: {workdir / 'prometheus.log'})", 60)  # fmt: skip
         yield Prometheus(url, token_file)
     finally:
+        stop.set()
+        discovery.join(timeout=30)
         process.terminate()
         process.wait(timeout=30)
 
