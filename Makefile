@@ -70,8 +70,8 @@ KIND_CLUSTER ?= edgefleet
 images:
 	hack/docker-up.sh
 	hack/wheels.sh build/wheels
-	docker build -t $(IMAGE) \
-	  --build-arg BASE_IMAGE=$(if $(filter local,$(BASE_IMAGE)),$$(hack/base-image.sh),$(BASE_IMAGE)) .
+	base="$(if $(filter local,$(BASE_IMAGE)),$$(hack/base-image.sh),$(BASE_IMAGE))" \
+	  && docker build -t $(IMAGE) --build-arg BASE_IMAGE="$$base" .
 
 # A one-node cluster with a real kubelet on this machine (root, Linux): the image is imported into its
 # containerd, so `helm install edgefleet ./helm/edgefleet` works right after. Last line: export ...

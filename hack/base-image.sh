@@ -26,7 +26,7 @@ tarball="$cache/base-$suite-$(echo "$packages" | sha256sum | cut -c1-8).tar"
 mkdir -p "$cache"
 if [[ ! -f "$tarball" ]]; then
   echo "base-image: mmdebstrap $suite ($packages)" >&2
-  mmdebstrap --variant=minbase --include="$packages" \
+  mmdebstrap --variant=minbase --format=tar --include="$packages" \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     "$suite" "$tarball.tmp" "$mirror" >&2
