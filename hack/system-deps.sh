@@ -9,12 +9,16 @@ want=("$@")
 if [[ ${#want[@]} -eq 0 ]]; then
   want=(prometheus:prometheus promtool:prometheus chromium:chromium
         dockerd:docker.io mmdebstrap:mmdebstrap containerd:containerd ctr:containerd runc:runc
-        /usr/lib/cni/bridge:containernetworking-plugins iptables:iptables conntrack:conntrack)
+        /usr/lib/cni/bridge:containernetworking-plugins iptables:iptables conntrack:conntrack
+        cc:gcc /usr/include/stdio.h:libc6-dev)  # gcc and libc6-dev: the static pause binary (build.sh)
 fi
 
 missing_pkgs=()
 for pair in "${want[@]}"; do
   cmd="${pair%%:*}" pkg="${pair##*:}"
+  if [[ $cmd == /* ]] && [[ -e $cmd ]]; then
+    continue  # a path: any file the package ships
+  fi
   if ! command -v "$cmd" >/dev/null 2>&1; then
     missing_pkgs+=("$pkg")
   fi

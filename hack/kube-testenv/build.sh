@@ -61,7 +61,11 @@ helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version \
 build helm helm helm.sh/helm/v3/cmd/helm "$helm_ldflags"
 
 # The pod sandbox's pause process, from the Kubernetes module's own source (a static C program).
-if [[ ! -x "$bin/pause" ]] && command -v cc >/dev/null 2>&1; then
+if [[ ! -x "$bin/pause" ]]; then
+  if ! command -v cc >/dev/null 2>&1; then
+    echo "kube-testenv: 'cc' is not on PATH; the pause binary is compiled from the module's pause.c" >&2
+    exit 1
+  fi
   k8s_dir="$(cd "$here/kubernetes" && go mod download -json k8s.io/kubernetes | awk -F'"' '$2=="Dir" {print $4}')"
   cc -Os -static -o "$bin/pause.tmp" -DVERSION="$k8s_version" "$k8s_dir/build/pause/linux/pause.c"
   mv "$bin/pause.tmp" "$bin/pause"
