@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -49,6 +50,8 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 NODE_TOOLS = ("containerd", "runc", "ctr", "iptables", "ip", "docker")
 CNI_PLUGINS = Path("/usr/lib/cni")
 STOP_TIMEOUT = 90.0
+LOCK_FILE = Path("/run/edgefleet-node.lock")  # one node per machine: the bridge, addresses and roots are fixed
+LOCK_TIMEOUT = 900.0
 
 
 def _run(argv: list[str], *, input: bytes | None = None, check: bool = True, timeout: float = 300) -> str:
@@ -118,6 +121,30 @@ class NodeCluster(KubeTestEnv):
         self.images = images or tuple(i for i in images_env.split(",") if i)
         self.containerd_sock = STATE_ROOT / "containerd" / "containerd.sock"
         self._host_prepared = False
+        self._lock: int | None = None
+
+    def _acquire_machine(self) -> None:
+        """Wait (bounded) until no other one-node cluster runs on this machine, then hold the lock."""
+        fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise KubeTestEnvError(
+                        f"another one-node cluster held {LOCK_FILE} for {LOCK_TIMEOUT:.0f}s (make cluster-down?)"
+                    ) from None
+                time.sleep(1)  # waiting for the other cluster to stop, bounded by the deadline
+        self._lock = fd
+
+    def _release_machine(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
+            self._lock = None
 
     # -- host preparation --
 
@@ -172,6 +199,7 @@ class NodeCluster(KubeTestEnv):
     # -- the node --
 
     def _start_all(self) -> None:
+        self._acquire_machine()
         self._prepare_host()
         netns_dir = Path("/run/netns")
         names = sorted(p.name for p in netns_dir.iterdir()) if netns_dir.exists() else []
@@ -411,6 +439,8 @@ cluster.local:53 in-addr.arpa:53 {{
             super().stop()
             if self._host_prepared:
                 self._cleanup_host()
+                self._host_prepared = False
+            self._release_machine()
 
 
 # ---- command line: make cluster-up / cluster-down ----------------------------------------------------
