@@ -252,13 +252,35 @@ def test_cdncluster_becomes_ready_with_every_component_running(fleet: Fleet, pro
                    f"{count} {component} pod(s) Running and Ready", timeout=300)  # fmt: skip
     cluster.kubectl("wait", "--for=condition=Ready", f"cdn/{SHOP}", "-n", SHOP, "--timeout=180s", timeout=200)
     for component in expected:
-        for pod in ready_pods(cluster, SHOP, component):
+        pods = ready_pods(cluster, SHOP, component)
+        for pod in pods:
             for status in pod["status"]["containerStatuses"]:
                 assert status["restartCount"] == 0, f"{pod['metadata']['name']} restarted: {status}"
+        # render's securityContext holds inside the running container: uid 10001, root filesystem read-only.
+        probe = cluster.kubectl("exec", "-n", SHOP, pods[0]["metadata"]["name"], "--", "sh", "-c",
+                                "id -u; touch /opt/edgefleet/x 2>&1 || true", check=False)  # fmt: skip
+        assert probe.returncode == 0, probe.stderr
+        assert probe.stdout.splitlines()[0] == "10001", (component, probe.stdout)
+        assert "Read-only file system" in probe.stdout, (component, probe.stdout)
     fleet.balancer = service_url(cluster, SHOP, SHOP)
     fleet.origin = service_url(cluster, SHOP, f"{SHOP}-origin")
     fleet.upload_token = secret_value(cluster, SHOP, f"{SHOP}-tokens", "upload-token")
     prometheus.token_file.write_text(secret_value(cluster, SHOP, f"{SHOP}-tokens", "admin-token"))
+
+
+def balancer_knows_every_ready_edge(fleet: Fleet) -> bool:
+    """The balancer's healthy members (admin ``GET /members``) are exactly the edge pods that are Ready:
+    membership from EndpointSlices converges after readiness, and hashing depends on it."""
+    cluster = fleet.cluster
+    edges = {p["metadata"]["name"] for p in ready_pods(cluster, SHOP, "edge")}
+    token = secret_value(cluster, SHOP, f"{SHOP}-tokens", "admin-token")
+    for balancer in ready_pods(cluster, SHOP, "balancer"):
+        status, _, body = http("GET", f"http://{balancer['status']['podIP']}:9090/members",
+                               headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        healthy = {m["name"] for m in json.loads(body) if m["healthy"]} if status == 200 else set()
+        if healthy != edges:
+            return False
+    return bool(edges)
 
 
 def upload(fleet: Fleet, key: str, body: bytes) -> None:
@@ -270,6 +292,7 @@ def upload(fleet: Fleet, key: str, body: bytes) -> None:
 
 def test_upload_then_miss_then_hit_through_the_balancer_service(fleet: Fleet) -> None:
     assert fleet.balancer, "the fleet did not come up"
+    eventually(lambda: balancer_knows_every_ready_edge(fleet), "the balancer to know every ready edge", 120)
     body = secrets.token_bytes(64 * 1024)
     upload(fleet, "catalog/shoe.bin", body)
     first = http("GET", f"{fleet.balancer}/assets/catalog/shoe.bin")
