@@ -55,6 +55,7 @@ kube-down: venv
 	@$(BIN)/python -m edgefleet.testing.kube_testenv down
 
 bench: venv
+	hack/system-deps.sh nginx:nginx varnishd:varnish wrk:wrk haproxy:haproxy
 	$(BIN)/python bench/run_all.py
 
 # ---- the container image and kind --------------------------------------------------------------------

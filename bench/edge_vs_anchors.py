@@ -27,7 +27,7 @@ pid {work}/nginx.pid;
 error_log {work}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    access_log off;
+    access_log {work}/nginx-access.log;  # nginx logs every request by default, as the edge does
     client_body_temp_path {work}/nginx-body;
     proxy_temp_path {work}/nginx-proxy;
     fastcgi_temp_path {work}/nginx-fastcgi;
@@ -84,15 +84,14 @@ def run_all(duration: int, connections: int, rounds: int = 3) -> dict[str, dict[
 
         caches: dict[str, int] = {}
         pids: dict[str, int] = {}
-        for server in ("aiohttp", "httptools"):
-            edge, edge_admin = free_port(), free_port()
-            proc = stack.enter_context(process(edgefleet("edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen",
-                                                  f"127.0.0.1:{edge_admin}", "--origin", f"http://127.0.0.1:{origin}",
-                                                  "--memory", "256Mi", "--log-level", "WARNING", "--server", server),
-                                        work / f"edge-{server}.log", cpu=0))  # fmt: skip
-            wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
-            caches[f"edge ({server})"] = edge
-            pids[f"edge ({server})"] = proc.pid
+        edge, edge_admin = free_port(), free_port()
+        proc = stack.enter_context(process(edgefleet("edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen",
+                                              f"127.0.0.1:{edge_admin}", "--origin", f"http://127.0.0.1:{origin}",
+                                              "--memory", "256Mi", "--log-level", "WARNING"),
+                                    work / "edge.log", cpu=0))  # fmt: skip
+        wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
+        caches["edge"] = edge
+        pids["edge"] = proc.pid
 
         if shutil.which("nginx"):
             port = free_port()

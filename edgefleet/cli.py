@@ -2,12 +2,17 @@
 
 Subcommands are imported only when run, so ``edgefleet edge`` never pays for kopf or Pillow.
 Each subcommand module exposes ``configure(parser)`` and ``run(args) -> int``.
+
+Errors a subcommand expects it reports itself, as one line. Anything it did not expect is still reported
+as one line here (the traceback goes to the log only with ``EDGEFLEET_DEBUG=1``), never as a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
@@ -28,6 +33,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "edge": Subcommand("edgefleet_edge.cli", "Run a caching edge (HTTP/1.1 reverse proxy)"),
     "balancer": Subcommand("edgefleet_balancer.cli", "Run the consistent-hashing balancer"),
     "origin": Subcommand("edgefleet_origin.cli", "Run the origin (assets, image variants, uploads)"),
+    "console": Subcommand("edgefleet.console.cli", "Run the web console (assets, purges, fleet)"),
     "operator": Subcommand("edgefleet_operator.cli", "Run the Kubernetes operator"),
     "render": Subcommand("edgefleet_operator.render_cli", "Print the objects the operator would create"),
     "crds": Subcommand("edgefleet.crds_cli", "Print the CustomResourceDefinitions"),
@@ -71,6 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return module.run(args)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the last boundary: one clear line instead of a traceback
+        if os.environ.get("EDGEFLEET_DEBUG"):
+            raise
+        logging.getLogger(__name__).debug("Unexpected error in %s", name, exc_info=exc)
+        reason = " ".join(str(exc).split())[:300] or "no details"
+        print(f"edgefleet {name}: unexpected {type(exc).__name__}: {reason} (EDGEFLEET_DEBUG=1 shows where)",
+              file=sys.stderr)  # fmt: skip
+        return 1
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from edgefleet.bus import PurgeBus, PurgeMessage
+from edgefleet.charts import Marker
 from edgefleet.loadgen.catalogue_images import catalogue_objects
 from edgefleet.loadgen.report import format_summary, html_report, summarise
 from edgefleet.loadgen.runner import PhasePlan, run_load
@@ -41,6 +42,8 @@ PLAN = (PhasePlan(Phase.NORMAL, 0.4), PhasePlan(Phase.FLASH_SALE, 0.4), PhasePla
 class DemoOutcome:
     problems: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)
+    purged_at: float | None = None
+    """Unix time the mid-run purge was issued (marked on the report's charts)."""
 
     def say(self, line: str) -> None:
         print(line, flush=True)
@@ -84,6 +87,7 @@ async def purge_mid_run(state: RuntimeState, delay: float, out: DemoOutcome) -> 
     try:
         bus = PurgeBus(client, state.cluster)
         issued = time.time()
+        out.purged_at = issued
         entry = await bus.publish_purge(PurgeMessage(purge_id=f"demo-{issued}", tags=("sku-00000",), issuer="demo"))
         deadline = time.monotonic() + 30
         acks: dict[str, float] = {}
@@ -121,15 +125,19 @@ async def demo() -> int:
 
         tokens = load_or_create_tokens(STATE_DIR)
         out.say(f"fleet up: balancer {state.balancer_url}, {len(state.edges)} edges, origin {state.origin_url}")
+        if state.console_url:
+            out.say(f'console at {state.console_url} (token: "console" in {STATE_DIR / "tokens.json"})')
         await seed(state, tokens.upload, out)
         edges_before = len(read_runtime(STATE_DIR).edges)
         out.say(f"sending shop traffic for {LOAD_SECONDS:.0f}s: browsing, a flash sale of new items, a crawler")
         workload = Workload(Catalogue(products=PRODUCTS), seed=42)
         purge = asyncio.create_task(purge_mid_run(state, LOAD_SECONDS * 0.3, out))
+        load_started = time.time()
         result = await run_load(state.balancer_url, workload, duration=LOAD_SECONDS, concurrency=24, plan=PLAN)
         await purge
         report = STATE_DIR / "report.html"
-        report.write_text(html_report(result, title="edgefleet demo"))
+        events = [Marker(out.purged_at - load_started, "purge of tag sku-00000")] if out.purged_at else []
+        report.write_text(html_report(result, title="edgefleet demo", events=events))
         summary = summarise(result)
         final = read_runtime(STATE_DIR)
         out.say("")

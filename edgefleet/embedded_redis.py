@@ -64,6 +64,20 @@ class EmbeddedRedis:
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, chars: int = 2000) -> str:
+        if self._log is None or self._log.closed:
+            return ""
+        self._log.seek(0)
+        return str(self._log.read().decode(errors="replace")[-chars:])
+
+    def restart(self, timeout: float = 20.0) -> None:
+        """Start again on the same port and data directory (its append-only file keeps the streams)."""
+        self.stop()
+        self.start(timeout)
+
     def start(self, timeout: float = 20.0) -> None:
         args = [
             redis_server_executable(),
@@ -75,7 +89,8 @@ class EmbeddedRedis:
         ]  # fmt: skip
         if self.data_dir is not None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            args += ["--dir", str(self.data_dir), "--appendonly", "yes"]
+            # fsync every write: purges are few, and a crash must not lose one that was reported published.
+            args += ["--dir", str(self.data_dir), "--appendonly", "yes", "--appendfsync", "always"]
         else:
             args += ["--appendonly", "no"]
         # redis-server logs to stdout; a file (not a pipe nobody drains) keeps it from ever blocking.
@@ -86,8 +101,7 @@ class EmbeddedRedis:
         try:
             while True:
                 if self._process.poll() is not None:
-                    self._log.seek(0)
-                    output = self._log.read().decode(errors="replace")[-2000:]
+                    output = self.log_tail()
                     raise EmbeddedRedisError(f"redis-server exited with {self._process.returncode}: {output}")
                 try:
                     if client.ping():
@@ -104,12 +118,13 @@ class EmbeddedRedis:
     def stop(self) -> None:
         if self._process is None:
             return
-        self._process.terminate()
-        try:
-            self._process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
         self._log.close()
         self._process = None
 

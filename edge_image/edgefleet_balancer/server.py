@@ -1,7 +1,10 @@
-"""The balancer: routes each request to the edge that owns its cache key, streams the answer back.
+"""The balancer's control plane: HAProxy carries the traffic, this agent tells it where the edges are.
 
-Only member edges are ever contacted; the Host header and absolute-form targets are ignored. A GET or
-HEAD whose edge fails before answering is retried once on the next owner; other methods never are.
+The agent renders HAProxy's configuration, runs HAProxy as a supervised child, learns membership (static
+``--edges``, ``PUT /members`` from ``edgefleet up``, or the edges' EndpointSlices in Kubernetes) and puts it
+into HAProxy's server slots through the runtime API. It also serves the admin port (health, readiness,
+membership as HAProxy sees it, and HAProxy's own Prometheus metrics) and sends warm events from the bus
+through HAProxy, so each lands on the edge that owns its key.
 """
 
 from __future__ import annotations
@@ -9,38 +12,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import secrets
-import time
-from dataclasses import dataclass
+import shutil
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
-from edgefleet_edge.cachekey import normalise_path, primary_key
-from edgefleet_edge.responses import end_to_end
-from multidict import CIMultiDict
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from edgefleet import metric_names as names
 from edgefleet.bus import PurgeBus, WarmMessage
 
+from .haproxy_config import BACKEND, HAProxyConfig, HAProxyLimits, render, slot_name
+from .haproxy_process import HAProxyProcess, HAProxyStartError
 from .kube_membership import EndpointSliceWatcher
-from .membership import Membership
-from .ring import choose
+from .membership import Member, MembershipError, assign_slots, runtime_commands
+from .runtime_api import RuntimeApi, RuntimeApiError, ServerStat
 
 logger = logging.getLogger(__name__)
 
-RETRYABLE = frozenset({"GET", "HEAD"})
-PROBE_INTERVAL = 1.0
-STREAM_CHUNK = 64 * 1024
+EdgeTriple = tuple[str, str, "str | None"]
+"""(name, data URL, admin URL): how members arrive from the CLI, the runtime and Kubernetes."""
 
 
 @dataclass(frozen=True)
 class BalancerSettings:
     listen: tuple[str, int]
+    """HAProxy's data port (a real port: HAProxy binds it, so 0 is not allowed)."""
     admin_listen: tuple[str, int]
     admin_token: str | None
     edges: tuple[tuple[str, str, str | None], ...] = ()
@@ -51,171 +58,218 @@ class BalancerSettings:
     redis_password: str | None = None
     cluster: str = "default"
     name: str = "balancer"
-    request_timeout: float = 30.0
     kubernetes_service: tuple[str, str] | None = None
     """(namespace, service) whose ready endpoints are the edges."""
     edge_port: int = 8080
     edge_admin_port: int | None = 9090
     kubeconfig: str | None = None
-    active_probes: bool = True
-    """Probe each edge's /healthz every second (off only in tests whose edges are not reachable)."""
+    haproxy: str = "haproxy"
+    """The HAProxy binary (Debian installs it as /usr/sbin/haproxy)."""
+    max_edges: int = 64
+    """Server slots in HAProxy's backend: the most edges one balancer can route to."""
+    threads: int = 0
+    """HAProxy threads; 0 lets HAProxy use one per CPU it may run on."""
+    run_dir: Path | None = None
+    """Where the configuration and sockets go; a fresh temporary directory when None."""
+    limits: HAProxyLimits = field(default_factory=HAProxyLimits)
+    health_checks: bool = True
+    """Off only in tests whose edges are not reachable (nothing may be sent to them)."""
+
+
+class BalancerError(RuntimeError):
+    """The balancer could not start."""
 
 
 class BalancerMetrics:
+    """The agent's own few metrics; HAProxy's exporter carries everything about traffic."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter(names.BALANCER_REQUESTS.removesuffix("_total"), "Requests by edge.", ["edge", "code"],
-                                registry=r)  # fmt: skip
-        self.duration = Histogram(names.BALANCER_REQUEST_DURATION, "Latency by edge.", ["edge"],
-                                  buckets=names.LATENCY_BUCKETS, registry=r)  # fmt: skip
-        self.errors = Counter(names.BALANCER_ERRORS.removesuffix("_total"), "Failed attempts.", ["edge", "kind"],
-                              registry=r)  # fmt: skip
-        self.retries = Counter(names.BALANCER_RETRIES.removesuffix("_total"), "Retried requests.", registry=r)
-        self.spills = Counter(names.BALANCER_SPILLS.removesuffix("_total"), "Requests past an overloaded owner.",
-                              registry=r)  # fmt: skip
-        self.ejections = Counter(names.BALANCER_EJECTIONS.removesuffix("_total"), "Edges ejected.", ["edge"],
-                                 registry=r)  # fmt: skip
-        self.edges = Gauge(names.BALANCER_EDGES, "Member edges by state.", ["state"], registry=r)
+        self.members = Gauge(names.BALANCER_MEMBERS, "Edges the balancer was told about.", registry=r)
+        self.membership_changes = Counter(names.BALANCER_MEMBERSHIP_CHANGES.removesuffix("_total"),
+                                          "Membership changes applied to HAProxy.", registry=r)  # fmt: skip
+        self.haproxy_restarts = Counter(names.BALANCER_HAPROXY_RESTARTS.removesuffix("_total"),
+                                        "Times HAProxy exited and was started again.", registry=r)  # fmt: skip
+        self.warm_requests = Counter(names.BALANCER_WARM_REQUESTS.removesuffix("_total"),
+                                     "Warm events' paths sent through HAProxy, by outcome.", ["outcome"],
+                                     registry=r)  # fmt: skip
+
+
+async def resolve_member(name: str, url: str, admin_url: str | None) -> Member:
+    """A member with its host resolved to an address (HAProxy's runtime API takes addresses)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise MembershipError(f"edge {name}: not an http:// URL: {url!r}")
+    try:
+        port = parts.port or 80
+        check_port = urlsplit(admin_url).port or 80 if admin_url else None
+    except ValueError as exc:
+        raise MembershipError(f"edge {name}: {exc}") from exc
+    if not name or any(c.isspace() for c in name) or ";" in name:
+        raise MembershipError(f"edge name {name!r} is empty or has whitespace or ';'")
+    host = parts.hostname
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise MembershipError(f"edge {name}: cannot resolve {host}: {exc}") from exc
+        host = str(infos[0][4][0])
+    return Member(name=name, host=host, port=port, check_port=check_port)
 
 
 class Balancer:
     def __init__(self, settings: BalancerSettings) -> None:
+        if settings.listen[1] == 0:
+            raise BalancerError("the data port must be given (HAProxy binds it)")
         self.settings = settings
-        self.membership = Membership()
-        self.membership.replace(list(settings.edges))
         self.metrics = BalancerMetrics()
         self.admin_token = settings.admin_token or secrets.token_urlsafe(32)
         if not settings.admin_token:
             logger.warning("No --admin-token given: the admin API (membership, metrics) is closed to everyone")
-        self._session: aiohttp.ClientSession | None = None
-        self._runners: list[web.AppRunner] = []
+        self._own_run_dir = settings.run_dir is None
+        self.run_dir = settings.run_dir or Path(tempfile.mkdtemp(prefix="edgefleet-haproxy-"))
+        self.api = RuntimeApi(self.run_dir / "haproxy.sock")
+        self.names_map = self.run_dir / "edges.map"
+        self.config_path = self.run_dir / "haproxy.cfg"
+        self.metrics_socket = self.run_dir / "metrics.sock"
+        self.haproxy = HAProxyProcess(self._haproxy_binary(), self.config_path, self.api)
+        self.members: dict[str, EdgeTriple] = {}
+        """What the balancer was told, by name."""
+        self.slots: dict[int, Member] = {}
+        """What HAProxy has now, by slot."""
+        self._lock = asyncio.Lock()
+        self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._redis: aioredis.Redis | None = None
         self._watcher: EndpointSliceWatcher | None = None
-        self.data_port = 0
+        self._session: aiohttp.ClientSession | None = None
+        self._stopping = False
         self.admin_port = 0
 
-    # ---- routing -------------------------------------------------------------------------------
+    def _haproxy_binary(self) -> str:
+        found = shutil.which(self.settings.haproxy) or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+        return found or self.settings.haproxy
 
-    def route_key(self, request: web.Request) -> str:
-        if self.settings.hash_key == "path":
-            return normalise_path(request.path)
-        return primary_key(request.path, request.query_string)
+    @property
+    def data_port(self) -> int:
+        return self.settings.listen[1]
 
-    def candidates(self, key: str) -> list[str]:
-        healthy = self.membership.healthy()
-        if not healthy:
-            return []
-        in_flight = {name: self.membership.members[name].in_flight for name in healthy}
-        return choose(key, healthy, in_flight, self.settings.load_factor)
+    @property
+    def data_url(self) -> str:
+        """Where the agent itself sends requests into HAProxy (warm events)."""
+        host = self.settings.listen[0]
+        if host in {"0.0.0.0", "", "::"}:
+            host = "127.0.0.1"
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.data_port}"
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
-        key = self.route_key(request)
-        order = self.candidates(key)
-        if not order:
-            return web.Response(status=503, text="503 no healthy edge\n", headers={"Retry-After": "1"})
-        from edgefleet_balancer.ring import owners
+    def haproxy_config(self) -> HAProxyConfig:
+        return HAProxyConfig(
+            listen=self.settings.listen, metrics_socket=self.metrics_socket, socket=self.api.socket,
+            edge_names_map=self.names_map, hash_key=self.settings.hash_key, load_factor=self.settings.load_factor,
+            x_edge=self.settings.x_edge, slots=self.settings.max_edges, threads=self.settings.threads,
+            limits=self.settings.limits, health_checks=self.settings.health_checks,
+        )  # fmt: skip
 
-        if order[0] != owners(key, self.membership.healthy())[0]:
-            self.metrics.spills.inc()
-        retryable = request.method in RETRYABLE
-        # Only a retryable request is read into memory (GET/HEAD bodies are empty in practice); every other
-        # body streams straight through to the one edge that gets it.
-        body: Any = (await request.read() if request.can_read_body else None) if retryable else request.content
-        attempts = order[:2] if retryable else order[:1]
-        last_error = "no edge answered"
-        for attempt, name in enumerate(attempts):
-            if attempt:
-                self.metrics.retries.inc()
-            member = self.membership.members.get(name)
-            if member is None:
-                continue
-            try:
-                return await self._forward(request, name, member.url, body)
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                kind = "timeout" if isinstance(exc, TimeoutError) else "connect"
-                self.metrics.errors.labels(name, kind).inc()
-                if self.membership.record_failure(name):
-                    self.metrics.ejections.labels(name).inc()
-                    logger.warning("Ejected edge %s after repeated failures", name)
-                last_error = f"edge {name}: {type(exc).__name__}"
-        return web.Response(status=502, text=f"502 {last_error}\n")
+    # ---- membership ----------------------------------------------------------------------------
 
-    async def _forward(self, request: web.Request, name: str, base: str, body: Any) -> web.StreamResponse:
-        assert self._session is not None
-        member = self.membership.members[name]
-        headers: CIMultiDict[str] = CIMultiDict()
-        for header, value in end_to_end(list(request.headers.items())):
-            if header.lower() not in {"host", "content-length"}:
-                headers.add(header, value)
-        previous = request.headers.get("X-Forwarded-For")
-        peer = request.remote or ""
-        headers["X-Forwarded-For"] = f"{previous}, {peer}" if previous else peer
-        started = time.monotonic()
-        member.in_flight += 1
+    async def set_members(self, wanted: list[EdgeTriple]) -> None:
+        """Make HAProxy route to exactly these edges; raises MembershipError and changes nothing if one is bad."""
+        resolved = [await resolve_member(name, url, admin) for name, url, admin in wanted]
+        target = assign_slots(resolved, self.settings.max_edges)
+        async with self._lock:
+            self.members = {name: (name, url, admin) for name, url, admin in wanted}
+            self.metrics.members.set(len(self.members))
+            await self._apply(target)
+
+    async def _apply(self, target: dict[int, Member]) -> None:
+        names_map = str(self.names_map) if self.settings.x_edge else None
+        commands = runtime_commands(self.slots, target, names_map, self.settings.health_checks)
+        if not commands:
+            return
         try:
-            async with self._session.request(
-                request.method, base.rstrip("/") + request.rel_url.path_qs, headers=headers, data=body,
-                allow_redirects=False,
-            ) as upstream:  # fmt: skip
-                response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-                for header, value in end_to_end(list(upstream.headers.items())):
-                    if header.lower() not in {"content-length", "date", "server"}:
-                        response.headers.add(header, value)
-                if upstream.content_length is not None:
-                    response.content_length = upstream.content_length
-                if self.settings.x_edge:
-                    response.headers["X-Edge"] = name
-                await response.prepare(request)
-                # From here on the client has a response: failures can no longer be retried.
-                async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
-                    await response.write(chunk)
-                await response.write_eof()
-        finally:
-            member.in_flight -= 1
-        if self.membership.record_success(name):
-            logger.info("Re-admitted edge %s", name)
-        self.metrics.requests.labels(name, str(upstream.status)).inc()
-        self.metrics.duration.labels(name).observe(time.monotonic() - started)
-        return response
+            for command in commands:
+                await self.api.change(command)
+        except RuntimeApiError:
+            # HAProxy is in an unknown state: forget what we think it has; the next apply (or the restart
+            # after HAProxy dies) sets every slot again from scratch.
+            self.slots = {}
+            raise
+        self.slots = dict(target)
+        self.metrics.membership_changes.inc()
+        logger.info("Set membership to %d edges: %s", len(target),
+                    ", ".join(sorted(m.name for m in target.values())) or "none")  # fmt: skip
 
-    # ---- health --------------------------------------------------------------------------------
+    async def edge_view(self) -> list[dict[str, Any]]:
+        """Each member as HAProxy sees it: its slot, status (UP/DOWN/...), last health check, connections."""
+        stats = {stat.slot: stat for stat in await self.api.server_stats(BACKEND)}
+        view = []
+        for slot, member in sorted(self.slots.items(), key=lambda item: item[1].name):
+            stat: ServerStat | None = stats.get(slot_name(slot))
+            name, url, admin = self.members.get(member.name, (member.name, "", None))
+            view.append({
+                "name": name, "url": url, "admin_url": admin, "slot": slot_name(slot),
+                "status": stat.status if stat else "UNKNOWN", "healthy": bool(stat and stat.serving),
+                "check": stat.check_status if stat else "", "connections": stat.active_connections if stat else 0,
+            })  # fmt: skip
+        return view
 
-    async def _probe_forever(self) -> None:
-        assert self._session is not None
-        while True:
-            for name, member in list(self.membership.members.items()):
+    def _kube_members(self, members: list[EdgeTriple]) -> None:
+        task = asyncio.get_running_loop().create_task(self._set_kube_members(members))
+        self._tasks.append(task)
+        task.add_done_callback(lambda t: self._tasks.remove(t) if t in self._tasks else None)
+
+    async def _set_kube_members(self, members: list[EdgeTriple]) -> None:
+        try:
+            await self.set_members(members)
+        except (MembershipError, RuntimeApiError) as exc:
+            logger.error("Could not apply membership from Kubernetes: %s", exc)
+
+    # ---- HAProxy supervision -------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            status = await self.haproxy.wait()
+            if self._stopping:
+                return
+            logger.error("HAProxy exited with status %s; starting it again", status)
+            self.metrics.haproxy_restarts.inc()
+            async with self._lock:
+                self.slots = {}
+            while not self._stopping:
                 try:
-                    async with self._session.get(member.health_url, timeout=aiohttp.ClientTimeout(total=2)) as r:
-                        ok = r.status == 200
-                except (aiohttp.ClientError, TimeoutError):
-                    ok = False
-                if ok:
-                    if self.membership.record_success(name):
-                        logger.info("Re-admitted edge %s", name)
-                elif self.membership.record_failure(name):
-                    self.metrics.ejections.labels(name).inc()
-                    logger.warning("Ejected edge %s: health probe failed", name)
-            healthy = len(self.membership.healthy())
-            self.metrics.edges.labels("healthy").set(healthy)
-            self.metrics.edges.labels("ejected").set(len(self.membership.members) - healthy)
-            await asyncio.sleep(PROBE_INTERVAL)  # the probe period
+                    await self._start_haproxy()
+                    break
+                except (HAProxyStartError, RuntimeApiError) as exc:
+                    logger.error("HAProxy did not come back: %s", exc)
+                    await asyncio.sleep(1.0)  # back off before the next attempt
+
+    async def _start_haproxy(self) -> None:
+        self.names_map.write_text("")
+        await self.haproxy.start()
+        async with self._lock:
+            self.slots = {}
+            members = list(self.members.values())
+        if members:
+            await self.set_members(members)
 
     # ---- warm events ---------------------------------------------------------------------------
 
     async def _warm(self, entry_id: str, message: WarmMessage) -> None:
         assert self._session is not None
         for path in message.paths:
-            order = self.candidates(primary_key(path, ""))
-            if not order:
-                return
-            base = self.membership.members[order[0]].url
             try:
-                async with self._session.get(base.rstrip("/") + path) as response:
+                async with self._session.get(self.data_url + path) as response:
                     await response.read()
+                    edge = response.headers.get("X-Edge", "?")
+                self.metrics.warm_requests.labels("ok" if response.status < 500 else "error").inc()
+                logger.debug("Warmed %s through %s (%d)", path, edge, response.status)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                logger.warning("Warming %s through %s failed: %s", path, order[0], exc)
+                self.metrics.warm_requests.labels("error").inc()
+                logger.warning("Warming %s through HAProxy failed: %s", path, exc)
 
     # ---- admin ---------------------------------------------------------------------------------
 
@@ -234,23 +288,38 @@ class Balancer:
             return await handler(request)  # type: ignore[no-any-return]
 
         async def healthz(request: web.Request) -> web.Response:
+            if not self.haproxy.running():
+                return web.json_response({"status": "haproxy is not running"}, status=503)
             return web.json_response({"status": "ok"})
 
         async def readyz(request: web.Request) -> web.Response:
-            healthy = self.membership.healthy()
-            status = 200 if healthy else 503
-            return web.json_response({"healthy_edges": healthy}, status=status)
+            try:
+                view = await self.edge_view()
+            except RuntimeApiError as exc:
+                return web.json_response({"error": str(exc)}, status=503)
+            healthy = [edge["name"] for edge in view if edge["healthy"]]
+            return web.json_response({"healthy_edges": healthy}, status=200 if healthy else 503)
 
         async def metrics(request: web.Request) -> web.Response:
-            return web.Response(
-                body=generate_latest(self.metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-            )
+            assert self._session is not None
+            own = generate_latest(self.metrics.registry)
+            try:
+                connector = aiohttp.UnixConnector(str(self.metrics_socket))
+                async with (
+                    aiohttp.ClientSession(connector=connector) as session,
+                    session.get("http://haproxy/metrics?no-maint") as response,
+                ):
+                    exported = await response.read()
+            except aiohttp.ClientError as exc:
+                logger.warning("HAProxy's exporter did not answer: %s", exc)
+                exported = b""
+            return web.Response(body=exported + own, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         async def get_members(request: web.Request) -> web.Response:
-            return web.json_response(
-                [{"name": m.name, "url": m.url, "admin_url": m.admin_url, "healthy": m.healthy}
-                 for m in self.membership.members.values()]
-            )  # fmt: skip
+            try:
+                return web.json_response(await self.edge_view())
+            except RuntimeApiError as exc:
+                return web.json_response({"error": str(exc)}, status=503)
 
         async def put_members(request: web.Request) -> web.Response:
             try:
@@ -258,11 +327,12 @@ class Balancer:
                 wanted = [(str(m["name"]), str(m["url"]), m.get("admin_url")) for m in payload]
             except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as exc:
                 return web.json_response({"error": f"expected a JSON list of {{name, url}}: {exc}"}, status=400)
-            for _, url, _admin in wanted:
-                if not url.startswith(("http://", "https://")):
-                    return web.json_response({"error": f"not an http URL: {url}"}, status=400)
-            self.membership.replace(wanted)
-            logger.info("Set membership to %d edges", len(wanted))
+            try:
+                await self.set_members(wanted)
+            except MembershipError as exc:
+                return web.json_response({"error": str(exc)}, status=400)
+            except RuntimeApiError as exc:
+                return web.json_response({"error": str(exc)}, status=503)
             return web.json_response({"members": [w[0] for w in wanted]})
 
         app = web.Application(middlewares=[auth])
@@ -275,55 +345,55 @@ class Balancer:
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
-    async def _serve(self, app: web.Application, address: tuple[str, int]) -> int:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, address[0], address[1], backlog=1024)
-        await site.start()
-        self._runners.append(runner)
-        assert site._server is not None
-        return int(site._server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
-
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, limit_per_host=256, keepalive_timeout=30),
-            timeout=aiohttp.ClientTimeout(total=self.settings.request_timeout, connect=2),
-            auto_decompress=False,
-        )
-        data = web.Application(client_max_size=64 * 1024 * 1024)
-        data.router.add_route("*", "/{tail:.*}", self.handle)
-        self.data_port = await self._serve(data, self.settings.listen)
-        self.admin_port = await self._serve(self.admin_app(), self.settings.admin_listen)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.run_dir.chmod(0o700)
+        self.config_path.write_text(render(self.haproxy_config()))
+        self.names_map.write_text("")
+        await self.haproxy.check_config()
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), auto_decompress=False)
+        await self._start_haproxy()
+        if self.settings.edges:
+            await self.set_members(list(self.settings.edges))
         loop = asyncio.get_running_loop()
-        if self.settings.active_probes:
-            self._tasks.append(loop.create_task(self._probe_forever()))
+        self._tasks.append(loop.create_task(self._supervise()))
+        self._runner = web.AppRunner(self.admin_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, *self.settings.admin_listen)
+        await site.start()
+        assert site._server is not None
+        self.admin_port = int(site._server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
         if self.settings.kubernetes_service is not None:
             namespace, service = self.settings.kubernetes_service
             self._watcher = EndpointSliceWatcher(
                 namespace, service, self.settings.edge_port, self.settings.edge_admin_port,
-                self._set_members, loop, self.settings.kubeconfig,
+                self._kube_members, loop, self.settings.kubeconfig,
             )  # fmt: skip
             self._watcher.start()
         if self.settings.redis:
             self._redis = aioredis.Redis.from_url(self.settings.redis, password=self.settings.redis_password)
             consumer = PurgeBus(self._redis, self.settings.cluster).warm_consumer("balancers", self.settings.name)
             self._tasks.append(loop.create_task(consumer.run(self._warm)))
-        logger.info("Balancer serving on port %d (admin %d)", self.data_port, self.admin_port)
+        logger.info("Balancer serving on port %d through HAProxy (admin %d)", self.data_port, self.admin_port)
 
-    def _set_members(self, members: list[tuple[str, str, str | None]]) -> None:
-        self.membership.replace(members)
-        logger.info("Membership from Kubernetes: %s", ", ".join(m[0] for m in members) or "no ready edges")
+    def begin_stop(self) -> None:
+        """From here on an exiting HAProxy is not restarted."""
+        self._stopping = True
 
     async def stop(self) -> None:
+        self.begin_stop()
         if self._watcher is not None:
             self._watcher.stop()
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for runner in self._runners:
-            await runner.cleanup()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.haproxy.stop()
         if self._session is not None:
             await self._session.close()
         if self._redis is not None:
             await self._redis.aclose()
+        if self._own_run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)

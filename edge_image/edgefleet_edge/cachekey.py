@@ -1,53 +1,24 @@
-"""Cache keys and Vary normalisation.
+"""Cache keys and Vary normalisation for the edge.
 
-The primary key is the path plus a normalised query (parameters sorted, empty and tracking parameters
-dropped): ``?w=320&utm_source=x`` and ``?w=320`` are one object. The balancer hashes the same string,
-so a key always lands on the edge that caches it. Secondary keys come from the response's Vary
-header, with Accept reduced to the image format class and Accept-Encoding to the best coding, so a
-thousand browser Accept strings make three variants, not a thousand.
+The primary key is ``edgefleet.cache_key.cache_key`` of the target as received: the one definition the origin and
+the balancer share, which normalises only what cannot change the origin's answer. Secondary keys come from the
+response's Vary header, with Accept reduced to the image formats it accepts (the origin's own negotiation) and
+Accept-Encoding to the best coding, so a thousand browser Accept strings make four variants, not a thousand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from edgefleet.cache_key import cache_key, image_format_class, normalise_component
 
-TRACKING_PREFIXES = ("utm_", "fbclid", "gclid", "msclkid", "mc_cid", "mc_eid", "_ga")
+from .fields import Headers, combined
 
-
-def normalise_query(query: str) -> str:
-    pairs = [
-        (k, v)
-        for k, v in parse_qsl(query, keep_blank_values=True)
-        if v != "" and not k.lower().startswith(TRACKING_PREFIXES)
-    ]
-    pairs.sort()
-    return urlencode(pairs, quote_via=quote)
+accept_class = image_format_class
+normalise_path = normalise_component
 
 
-def normalise_path(path: str) -> str:
-    """Decode and re-encode so ``/a%2Db`` and ``/a-b`` are one key; never resolves ``..`` (the origin rejects it)."""
-    return quote(unquote(path), safe="/:@!$&'()*+,;=-._~")
-
-
-def primary_key(path: str, query: str) -> str:
-    normalised = normalise_query(query)
-    return normalise_path(path) + ("?" + normalised if normalised else "")
-
-
-def accept_class(accept: str | None) -> str:
-    """avif, webp or other: what the origin's format negotiation can tell apart."""
-    if not accept:
-        return "other"
-    lowered = accept.lower()
-    for media, name in (("image/avif", "avif"), ("image/webp", "webp")):
-        index = lowered.find(media)
-        if index >= 0:
-            rest = lowered[index + len(media) :].split(",", 1)[0]
-            if "q=0" in rest.replace(" ", "") and "q=0." not in rest.replace(" ", ""):
-                continue  # explicitly refused (q=0)
-            return name
-    return "other"
+def primary_key(raw_path: str, raw_query: str) -> str:
+    """The primary cache key of a request: its percent-encoded path and raw query (``EdgeRequest.target``)."""
+    return cache_key(raw_path, raw_query)
 
 
 def encoding_class(accept_encoding: str | None) -> str:
@@ -60,17 +31,12 @@ def encoding_class(accept_encoding: str | None) -> str:
     return "identity"
 
 
-def vary_fields(vary: str | None) -> tuple[str, ...]:
-    if not vary:
-        return ()
-    return tuple(sorted({f.strip().lower() for f in vary.split(",") if f.strip()}))
-
-
-def secondary_key(fields: tuple[str, ...], request_headers: Mapping[str, str]) -> str:
-    """The request's values for the response's Vary fields, normalised; "" when nothing varies."""
+def secondary_key(fields: tuple[str, ...], request_headers: Headers) -> str:
+    """The request's values for the response's Vary fields, normalised; "" when nothing varies. Every line of a
+    repeated request field counts (RFC 9110 §5.3): ``Cookie: a`` plus ``Cookie: b`` is not ``Cookie: a``."""
     parts = []
     for name in fields:
-        value = request_headers.get(name)
+        value = combined(request_headers, name)
         if name == "accept":
             parts.append(f"accept={accept_class(value)}")
         elif name == "accept-encoding":

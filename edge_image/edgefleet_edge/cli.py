@@ -33,10 +33,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--admin-token", default=None, secret=True, help="bearer token for the admin API")
     add_flag(parser, "--grace", type=duration, default=3600.0, help="serve stale this long when the origin fails")
     parser.add_argument("--allow-set-cookie", action="store_true", help="cache responses that set cookies")
-    add_flag(parser, "--server", default="httptools", choices=["httptools", "aiohttp"],
-             help="data-port implementation (httptools is faster; see bench/README.md)")  # fmt: skip
     add_flag(parser, "--workers", type=int, default=1,
              help="processes sharing the data port and one cache directory; each gets --memory/N")  # fmt: skip
+    add_flag(parser, "--access-log", type=on_off, default=True,
+             help="one JSON line per request on standard output: on (default) or off")  # fmt: skip
     add_flag(parser, "--log-format", default="text", choices=["text", "json"], help="log format")
     add_flag(parser, "--log-level", default="INFO", help="log level")
 
@@ -56,9 +56,15 @@ def settings_from(args: argparse.Namespace) -> EdgeSettings:
         cluster=args.cluster,
         grace=args.grace,
         allow_set_cookie=args.allow_set_cookie,
-        server=args.server,
         cache_policy=args.cache_policy,
+        access_log=args.access_log,
     )
+
+
+def on_off(text: str) -> bool:
+    if text.lower() not in ("on", "off", "true", "false"):
+        raise argparse.ArgumentTypeError(f"expected on or off, not {text!r}")
+    return text.lower() in ("on", "true")
 
 
 def cache_policy(text: str) -> str:

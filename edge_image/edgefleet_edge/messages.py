@@ -1,7 +1,7 @@
 """The edge's own request and response types, independent of any HTTP server library.
 
-The proxy logic speaks only these, so the same logic runs behind aiohttp and behind the httptools
-protocol (``protocol.py``), and the same test suite checks both.
+The proxy logic speaks only these; the data port (``protocol.py``, httptools) turns bytes into them and back, so
+the logic is tested without sockets where it can be.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class EdgeRequest:
     remote: str = ""
     host: str = ""
     body: bytes = b""
+    http_version: str = "1.1"
 
 
 class StreamAborted(Exception):
@@ -56,3 +57,7 @@ class EdgeResponse:
     """HEAD: send the headers (with the body's Content-Length), not the body."""
     stream: BodyStream | None = None
     """When set, the body is this stream and ``body`` is unused."""
+    interim: list[tuple[int, list[tuple[str, str]]]] = field(default_factory=list)
+    origin_seconds: float | None = None
+    """How long the origin took to send its response head, when the origin was asked (for the access log)."""
+    """Interim (1xx) responses from the origin, sent before this one to an HTTP/1.1 client (RFC 9110 §15.2)."""

@@ -36,7 +36,15 @@ class _StoreCollector(Collector):
             capacity.add_metric([tier], cap)
             evictions.add_metric([tier], self.store.stats.evictions[tier])
             declined.add_metric([tier], self.store.stats.declined[tier])
-        yield from (used, objects, capacity, evictions, declined)
+        corrupt = CounterMetricFamily(
+            names.EDGE_CORRUPT_BODIES.removesuffix("_total"), "Stored bodies found damaged when read, and evicted."
+        )
+        corrupt.add_metric([], self.store.stats.corrupt)
+        disk_errors = CounterMetricFamily(
+            names.EDGE_DISK_WRITE_ERRORS.removesuffix("_total"), "Disk tier writes that failed; served unstored."
+        )
+        disk_errors.add_metric([], self.store.stats.disk_errors)
+        yield from (used, objects, capacity, evictions, declined, corrupt, disk_errors)
 
 
 class PlainHitTally:

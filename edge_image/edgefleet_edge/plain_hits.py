@@ -12,12 +12,15 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Callable
-from urllib.parse import unquote
 
+from .body_check import CorruptBody
 from .cachekey import primary_key, secondary_key
+from .decision import fresh_age
+from .freshness import format_http_date
 from .messages import EdgeRequest
 from .metrics import EdgeMetrics
 from .plain_request import PlainRequest
+from .response_head import field_block, status_line
 from .responses import RECOMPUTED
 from .store import Entry, Store
 
@@ -56,11 +59,15 @@ class PlainHits:
         self._keys: dict[str, str] = {}
         self._raw_keys: dict[bytes, str] = {}
         self._variants: dict[tuple[tuple[str, ...], str | None, str | None], object] = {}
+        # The per-hit part of the head: RFC 9211 Cache-Status with the freshness left, and Age.
+        status = f"Cache-Status: {name}; hit; ttl=%d\r\nAge: %d\r\n".encode()
+        self._tail_keep_alive = status + b"\r\n"
+        self._tail_close = status + b"Connection: close\r\n\r\n"
 
     # Request headers that need the general path: conditionals, ranges, credentials.
     _NOT_PLAIN = ("Range", "If-None-Match", "If-Modified-Since", "If-Range", "Authorization")
 
-    def for_request(self, request: EdgeRequest, date_line: bytes, keep_alive: bool) -> PlainHit | None:
+    def for_request(self, request: EdgeRequest, keep_alive: bool) -> PlainHit | None:
         """The complete response bytes for a fresh, unconditional GET/HEAD hit, or None for anything else.
 
         Designed for speed: one lookup, a pre-serialised head per stored object, pre-bound metric children,
@@ -75,9 +82,9 @@ class PlainHits:
         entry = self._find(self.request_key(request), request)
         if entry is None:
             return None
-        return self._plain_response(entry, request.method == "HEAD", date_line, keep_alive)
+        return self._plain_response(entry, request.method == "HEAD", keep_alive)
 
-    def for_recognised(self, request: PlainRequest, date_line: bytes) -> PlainHit | None:
+    def for_recognised(self, request: PlainRequest) -> PlainHit | None:
         """``for_request`` for a request recognised without a parser (``plain_request.py``): keep-alive, no
         conditionals, ranges or credentials by construction, and only Accept and Accept-Encoding known.
 
@@ -99,59 +106,62 @@ class PlainHits:
                 continue
             if entry.body is None:
                 return None  # a disk-tier object: the general path reads or streams it
-            response = self._plain_response(entry, head_only, date_line, True)
+            response = self._plain_response(entry, head_only, True)
             if response is not None:
                 self._touch_memory(entry_id)  # a hit, for the eviction policy (Store.get for memory entries)
             return response
         return None
 
-    def _plain_response(self, entry: Entry, head_only: bool, date_line: bytes, keep_alive: bool) -> PlainHit | None:
+    def _plain_response(self, entry: Entry, head_only: bool, keep_alive: bool) -> PlainHit | None:
         started = time.monotonic()
-        if entry.stale or entry.status != 200:
+        if entry.status != 200:
             return None
         body = entry.body
         if body is None and entry.size > self.stream_above:
             return None  # a large disk object streams from its file (handle)
-        age = time.time() - entry.response_time  # freshness.current_age, inlined
-        age = entry.initial_age + (age if age > 0.0 else 0.0)
-        if age >= entry.lifetime:
-            return None
+        age = fresh_age(entry, time.time())
+        if age is None:
+            return None  # stale or soft-purged: the general path decides (decision.decide)
         if body is None:
-            body = self.store.read_body(entry)
+            try:
+                body = self.store.read_body(entry)
+            except CorruptBody:
+                return None  # evicted: the general path refetches it
         head = entry.hit_head
         if head is None:
             head = entry.hit_head = self._hit_head(entry, len(body))
-        tail = (b"Age: %d\r\n\r\n" if keep_alive else b"Age: %d\r\nConnection: close\r\n\r\n") % age
+        tail = (self._tail_keep_alive if keep_alive else self._tail_close) % (entry.lifetime - age, age)
         tally = self._tally
         tally.hits += 1
         elapsed = time.monotonic() - started
         tally.latency_counts[bisect_left(tally.bounds, elapsed)] += 1  # its histogram bucket
         tally.latency_sum += elapsed
         if head_only:
-            return b"".join((head, date_line, tail))
+            return head + tail
         tally.bytes += len(body)
         if len(body) >= VECTORED_BODY:
-            return b"".join((head, date_line, tail)), body
-        return b"".join((head, date_line, tail, body))
+            return head + tail, body
+        return b"".join((head, tail, body))
 
     def request_key(self, request: EdgeRequest) -> str:
         """The primary cache key of a request, memoised by its target: the same few thousand URLs come back
-        all day, and normalising a query costs more than answering a hit. (The target determines the path
-        and query the adapter decoded, so the memo cannot disagree with ``primary_key``.)"""
+        all day, and normalising a query costs more than answering a hit. (The key is a function of the target
+        alone, so the memo cannot disagree with ``primary_key``.)"""
         key = self._keys.get(request.target)
         if key is None:
-            key = primary_key(request.path, request.query_string)
+            raw_path, _, raw_query = request.target.partition("?")
+            key = primary_key(raw_path, raw_query)
             if len(self._keys) >= KEY_MEMO_SIZE:
                 self._keys.clear()  # bounded: a crawler's one-hit URLs must not grow it without limit
             self._keys[request.target] = key
         return key
 
     def _key_of_raw(self, target: bytes) -> str:
-        """The key of a recognised request's raw target, decoded exactly as the httptools adapter decodes it."""
+        """The key of a recognised request's raw target: the same function of the same bytes as ``request_key``."""
         key = self._raw_keys.get(target)
         if key is None:
             path, _, query = target.decode("latin-1").partition("?")
-            key = primary_key(unquote(path), query)
+            key = primary_key(path, query)
             if len(self._raw_keys) >= KEY_MEMO_SIZE:
                 self._raw_keys.clear()
             self._raw_keys[target] = key
@@ -172,10 +182,10 @@ class PlainHits:
         return variant  # type: ignore[return-value]
 
     def _hit_head(self, entry: Entry, length: int) -> bytes:
-        lines = [b"HTTP/1.1 200 OK\r\n", b"Content-Length: %d\r\n" % length]
-        for name, value in entry.headers:
-            if name.lower() not in RECOMPUTED and name.lower() != "accept-ranges":
-                lines.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))
-        lines.append(f"Accept-Ranges: bytes\r\nX-Cache: HIT\r\nCache-Status: {self.name}; hit\r\n"
-                     f"Via: {self.via}\r\n".encode())  # fmt: skip
-        return b"".join(lines)
+        """Everything of a hit's head but Cache-Status and Age, in the general path's form (``response_head``).
+        The stored Date stays (RFC 9110 §6.6.1); an entry stored without one is dated when it was received."""
+        fields = [(n, v) for n, v in entry.headers if n.lower() not in RECOMPUTED and n.lower() != "accept-ranges"]
+        if entry.header("Date") is None:
+            fields.append(("Date", format_http_date(entry.response_time)))
+        fields += [("Accept-Ranges", "bytes"), ("X-Cache", "HIT"), ("Via", self.via)]
+        return status_line(200) + b"Content-Length: %d\r\n" % length + field_block(fields)

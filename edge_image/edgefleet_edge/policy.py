@@ -4,8 +4,11 @@ Pure and O(1) amortised per access. Each policy answers one question per request
 miss decides whether to admit the object and what to evict for it. ``capacity`` and ``used`` are bytes;
 ``used <= capacity`` always holds, and an object larger than the capacity is never admitted.
 
-- ``lru``, ``s3fifo``, ``s3fifo-sa`` (the edge's default): the store's own tier policies (``tiers.py``),
-  replayed as they run, admission included.
+- ``s3fifo-gdsf`` (the edge's default), ``s3fifo-sa``, ``s3fifo``, ``lru``: the store's own tier policies
+  (``tiers.py``), replayed as they run, admission included. ``default`` names whichever is the edge's default,
+  so rows can be compared across versions.
+- ``gdsf`` (Cherkasova 1998), a reference only: evict the lowest ``clock + frequency / size``, the clock rising
+  to each evicted priority; best in objects, gives bytes up for them.
 - ``WTinyLFU``: Einziger et al. — a small LRU window, then admission into the main segmented LRU only if
   the candidate's estimated frequency (count-min sketch with periodic halving) beats the victims'.
 """
@@ -13,11 +16,12 @@ miss decides whether to admit the object and what to evict for it. ``capacity`` 
 from __future__ import annotations
 
 import hashlib
+import heapq
 from collections import OrderedDict
 from collections.abc import Hashable
 from typing import Protocol
 
-from .tiers import ByteLRU, TierPolicy, make_tier_policy
+from .tiers import DEFAULT_POLICY, POLICY_NAMES, ByteLRU, TierPolicy, make_tier_policy
 
 
 class Policy(Protocol):
@@ -132,12 +136,56 @@ class WTinyLFU:
         self._main_used += size
 
 
-POLICIES = ("lru", "s3fifo", "s3fifo-sa", "wtinylfu")
+class GDSF:
+    """Greedy-Dual-Size-Frequency with a lazy heap: a hit only counts; a stale entry is re-pushed when it surfaces."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.used = capacity, 0
+        self._clock = 0.0
+        self._size: dict[Hashable, int] = {}
+        self._freq: dict[Hashable, int] = {}
+        self._heap: list[tuple[float, int, Hashable, int]] = []
+        self._pushes = 0
+
+    def access(self, key: Hashable, size: int) -> bool:
+        if key in self._size:
+            self._freq[key] += 1
+            return True
+        if size > self.capacity:
+            return False
+        while self.used + size > self.capacity:
+            priority, _, victim, frequency = heapq.heappop(self._heap)
+            if self._freq[victim] != frequency:
+                self._push(victim)
+                continue
+            self._clock = priority
+            self.used -= self._size.pop(victim)
+            del self._freq[victim]
+        self._size[key], self._freq[key] = size, 1
+        self.used += size
+        self._push(key)
+        return False
+
+    def _push(self, key: Hashable) -> None:
+        self._pushes += 1
+        priority = self._clock + self._freq[key] / self._size[key]
+        heapq.heappush(self._heap, (priority, self._pushes, key, self._freq[key]))
+
+
+POLICIES = (*POLICY_NAMES, "gdsf", "wtinylfu")
+
+
+def resolve(name: str) -> str:
+    """The policy a name stands for: ``default`` is the edge's default policy."""
+    return DEFAULT_POLICY if name == "default" else name
 
 
 def make_policy(name: str, capacity: int) -> Policy:
+    name = resolve(name)
     if name == "wtinylfu":
         return WTinyLFU(capacity)
+    if name == "gdsf":
+        return GDSF(capacity)
     if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+        raise ValueError(f"unknown policy {name!r}; choose from default, {', '.join(POLICIES)}")
     return TierReplay(make_tier_policy(name, capacity))

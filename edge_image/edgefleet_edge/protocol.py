@@ -21,21 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 from collections import deque
 from dataclasses import dataclass
 from email.utils import formatdate
-from http import HTTPStatus
 from typing import cast
 from urllib.parse import unquote
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from .access_log import AccessLog
 from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
 from .plain_request import recognise_plain
 from .proxy import CachingProxy
+from .response_head import STATUS_LINES, head
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +53,10 @@ class Limits:
     max_headers: int = 100
     max_body: int = 64 * 1024 * 1024
     header_timeout: float = 10.0
+    body_timeout: float = 15.0
+    """The longest wait for the next part of a request body (a slow upload is fine, a stalled one is not)."""
     idle_timeout: float = 75.0
     max_connections: int = 10_000
-
-
-_STATUS_LINES = {status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode() for status in HTTPStatus}
 
 
 class _Clock:
@@ -74,17 +75,12 @@ class _Clock:
 
 
 def _head(response: EdgeResponse, date_line: bytes, framing: bytes, keep_alive: bool) -> list[bytes]:
-    """Status line, the response's fields, Date, the body's framing field (if any) and the blank line."""
-    status = response.status
-    parts = [_STATUS_LINES.get(status) or f"HTTP/1.1 {status} Unknown\r\n".encode()]
-    for name, value in response.headers.items():
-        parts.append(f"{name}: {value}\r\n".encode("latin-1", errors="replace"))
-    parts.append(date_line)
-    parts.append(framing)
-    if not keep_alive:
-        parts.append(b"Connection: close\r\n")
-    parts.append(b"\r\n")
-    return parts
+    """Status line, the response's fields, Date (unless the response carries the origin's), the body's framing
+    field (if any) and the blank line."""
+    headers = response.headers
+    dated = b"" if "Date" in headers else date_line
+    closing = b"" if keep_alive else b"Connection: close\r\n"
+    return [head(response.status, headers.items(), dated, framing, closing)]
 
 
 def serialise(response: EdgeResponse, date_line: bytes, keep_alive: bool) -> bytes:
@@ -109,11 +105,14 @@ def serialise_stream_head(response: EdgeResponse, stream: BodyStream, date_line:
 def _plain(status: int, reason: str) -> bytes:
     body = f"{status} {reason}\n".encode()
     return (
-        _STATUS_LINES[status]
+        STATUS_LINES[status]
         + b"Content-Type: text/plain; charset=utf-8\r\nConnection: close\r\n"
         + b"Content-Length: %d\r\n\r\n" % len(body)
         + body
     )
+
+
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ [!-~]+ HTTP/\d\.\d\r\n")
 
 
 class _Reject(Exception):
@@ -124,9 +123,10 @@ class _Reject(Exception):
 
 
 class HttpToolsServer:
-    def __init__(self, proxy: CachingProxy, limits: Limits = Limits()) -> None:
+    def __init__(self, proxy: CachingProxy, limits: Limits = Limits(), access_log: AccessLog | None = None) -> None:
         self.proxy = proxy
         self.limits = limits
+        self.access_log = access_log
         self.clock = _Clock()
         self.connections: set[EdgeProtocol] = set()
         self._server: asyncio.AbstractServer | None = None
@@ -141,6 +141,17 @@ class HttpToolsServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(lambda: EdgeProtocol(self), sock=sock, backlog=1024)
         return int(sock.getsockname()[1])
+
+    def shed_one(self) -> bool:
+        """At the connection cap, close the connection that has waited longest without being answered (idle, or
+        stalled mid-request) to make room: a cap filled by clients that send nothing must not lock out one that
+        does. False when every connection is being answered."""
+        waiting = [c for c in self.connections if c.waiting()]
+        if not waiting:
+            return False
+        victim = min(waiting, key=lambda connection: connection.last_active)
+        victim.shed()
+        return True
 
     async def stop(self) -> None:
         if self._server is not None:
@@ -164,9 +175,11 @@ class EdgeProtocol(asyncio.Protocol):
         self.between_messages = True
         """The parser has no partial request: the next read may be recognised without it."""
         self._plain_hit = server.proxy.plain.for_recognised  # bound once: they run for every hit
-        self._date_line = server.clock.date_line
+        self._access = server.access_log
+        self._client = b"-"
         self._max_headers = server.limits.max_headers
         self.last_active = self.loop.time()
+        self.eof = False
         self._write_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._reset()
@@ -176,14 +189,21 @@ class EdgeProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast(asyncio.Transport, transport)
-        if len(self.server.connections) >= self.limits.max_connections:
+        if len(self.server.connections) >= self.limits.max_connections and not self.server.shed_one():
             self.transport.write(_plain(503, "too many connections"))
             self.transport.close()
             return
         self.server.connections.add(self)
         peer = self.transport.get_extra_info("peername")
         self.remote = peer[0] if peer else ""
+        self._client = self.remote.encode() or b"-"
         self._arm(self.limits.idle_timeout, self._idle)
+
+    def eof_received(self) -> bool | None:
+        """The client half-closed (shut its sending side, as ``curl`` and load balancers may): answer what it has
+        asked, then close; with nothing left to answer, close now."""
+        self.eof = True
+        return None if self.waiting() else True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -219,6 +239,17 @@ class EdgeProtocol(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def waiting(self) -> bool:
+        """Nothing is being answered on this connection: it is idle, or waits for the rest of a request."""
+        return not self.queue and (self.worker is None or self.worker.done())
+
+    def shed(self) -> None:
+        self.server.connections.discard(self)
+        if self.between_messages:
+            self.close()
+        else:
+            self._reject(503, "the edge is at its connection limit")
+
     def _arm(self, delay: float, callback: object) -> None:
         self._disarm()
         self.timer = self.loop.call_later(delay, callback)  # type: ignore[arg-type]
@@ -240,6 +271,17 @@ class EdgeProtocol(asyncio.Protocol):
     def _slow_headers(self) -> None:
         self._reject(408, "request headers not received in time")
 
+    def _slow_body(self) -> None:
+        self._reject(408, "request body not received in time")
+
+    def body_expected(self) -> bool:
+        """Whether the request being parsed announced a body (Content-Length > 0, or chunked)."""
+        for name, value in self.header_list:
+            lowered = name.lower()
+            if lowered == "transfer-encoding" or (lowered == "content-length" and value.strip() not in ("", "0")):
+                return True
+        return False
+
     def _reject(self, status: int, reason: str) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(_plain(status, reason))
@@ -256,26 +298,38 @@ class EdgeProtocol(asyncio.Protocol):
         self.error: _Reject | None = None
 
     def data_received(self, data: bytes) -> None:
+        started = self.last_active = self.loop.time()
         if self.between_messages and not self.queue and (self.worker is None or self.worker.done()):
             # The hot path: a whole plain GET/HEAD for a fresh memory-tier object, answered without the
             # parser. Anything else (or a miss) falls through to the parser with the same bytes.
             plain = recognise_plain(data, self._max_headers)
             if plain is not None:
-                response = self._plain_hit(plain, self._date_line())
+                response = self._plain_hit(plain)
                 if response is not None:
                     if isinstance(response, bytes):
                         self.transport.write(response)  # type: ignore[union-attr]
+                        sent = len(response)
                     else:
                         self.transport.writelines(response)  # type: ignore[union-attr]
-                    self.last_active = self.loop.time()
+                        sent = len(response[0]) + len(response[1])
+                    if self._access is not None:
+                        self._access.hit(self._client, plain[0], plain[1], sent, self.loop.time() - started)
                     return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._reject(400, "protocol upgrades are not supported")
-        except httptools.HttpParserError:
+        except httptools.HttpParserInvalidMethodError:
+            # A well-formed request line with a method llhttp does not know is 501 (RFC 9110 §9.1); garbage is 400.
+            if _REQUEST_LINE.match(data):
+                self._reject(501, "method not implemented")
+            else:
+                self._reject(400, "malformed request")
+        except httptools.HttpParserError as exc:
             if self.error is not None:
                 self._reject(self.error.status, self.error.reason)
+            elif "HTTP version" in str(exc):
+                self._reject(505, "HTTP version not supported")
             else:
                 self._reject(400, "malformed request")
         if len(self.queue) > PIPELINE_DEPTH and self.transport is not None:
@@ -301,8 +355,22 @@ class EdgeProtocol(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        version = self.parser.get_http_version()
+        if not version.startswith("1."):
+            self.error = _Reject(505, "HTTP version not supported")
+            raise httptools.HttpParserError("version")
+        # RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host; none or several is a 400 (and a 1.0 one at most
+        # one), so nothing downstream can be made to read a different Host than the edge did.
+        hosts = sum(1 for name, _ in self.header_list if name.lower() == "host")
+        if hosts > 1 or (hosts == 0 and version == "1.1"):
+            self.error = _Reject(400, "a request needs exactly one Host header")
+            raise httptools.HttpParserError("host")
+        if self.body_expected():
+            self._arm(self.limits.body_timeout, self._slow_body)
 
     def on_body(self, body: bytes) -> None:
+        if self.timer is not None:
+            self._arm(self.limits.body_timeout, self._slow_body)  # a body may be slow, never stalled
         self.body_size += len(body)
         if self.body_size > self.limits.max_body:
             self.error = _Reject(413, "request body too large")
@@ -310,6 +378,7 @@ class EdgeProtocol(asyncio.Protocol):
         self.body_parts.append(body)
 
     def on_message_complete(self) -> None:
+        self._disarm()
         try:
             parsed = httptools.parse_url(self.url)
         except httptools.HttpParserInvalidURLError:
@@ -317,6 +386,9 @@ class EdgeProtocol(asyncio.Protocol):
             raise httptools.HttpParserError("bad url") from None
         # Absolute-form targets are reduced to their path: the host part is never used (no SSRF).
         raw_path = parsed.path.decode("latin-1") if parsed.path else "/"
+        if not raw_path.startswith("/") and not (raw_path == "*" and self.parser.get_method() == b"OPTIONS"):
+            self.error = _Reject(400, "malformed request target")  # RFC 9112 §3.2: only OPTIONS has "*"
+            raise httptools.HttpParserError("bad target")
         query = parsed.query.decode("latin-1") if parsed.query else ""
         headers = CIMultiDictProxy(CIMultiDict(self.header_list))
         request = EdgeRequest(
@@ -328,6 +400,7 @@ class EdgeProtocol(asyncio.Protocol):
             remote=self.remote,
             host=headers.get("Host", ""),
             body=b"".join(self.body_parts),
+            http_version=self.parser.get_http_version(),
         )
         self.queue.append((request, self.parser.should_keep_alive()))
         self.between_messages = True
@@ -340,12 +413,17 @@ class EdgeProtocol(asyncio.Protocol):
         # Pipelined requests are answered in order, one at a time (RFC 9112 §9.3.2).
         while self.queue and self.transport is not None:
             request, keep_alive = self.queue.popleft()
-            fast = self.server.proxy.plain.for_request(request, self.server.clock.date_line(), keep_alive)
+            began = self.loop.time()
+            fast = self.server.proxy.plain.for_request(request, keep_alive)
             if fast is not None:
                 if isinstance(fast, bytes):
                     self.transport.write(fast)
                 else:
                     self.transport.writelines(fast)
+                if self._access is not None:
+                    sent = len(fast) if isinstance(fast, bytes) else len(fast[0]) + len(fast[1])
+                    self._access.request(self._client, request.method, request.target, 200, sent, "HIT", None,
+                                         self.loop.time() - began)  # fmt: skip
                 if not keep_alive:
                     self.transport.close()
                     return
@@ -356,13 +434,21 @@ class EdgeProtocol(asyncio.Protocol):
                 logger.exception("Edge failed to answer %s %s", request.method, request.target)
                 response = EdgeResponse(500, CIMultiDict({"Content-Type": "text/plain"}), b"500 internal error\n")
                 keep_alive = False
+            if response.interim and request.http_version == "1.1" and self.transport is not None:
+                # RFC 9110 §15.2: interim responses go to HTTP/1.1 clients only, before the final one.
+                self.transport.write(b"".join(head(status, fields) for status, fields in response.interim))
             if response.stream is not None:
-                if not await self._send_stream(response, response.stream, keep_alive):
+                sent = response.stream.length or 0
+                done = await self._send_stream(response, response.stream, keep_alive)
+                self._log(request, response, sent, began)
+                if not done:
                     return
             elif self.transport is None:
                 return
             else:
-                self.transport.write(serialise(response, self.server.clock.date_line(), keep_alive))
+                wire = serialise(response, self.server.clock.date_line(), keep_alive)
+                self.transport.write(wire)
+                self._log(request, response, len(wire), began)
             if self.transport is None:
                 return
             if not keep_alive:
@@ -370,8 +456,17 @@ class EdgeProtocol(asyncio.Protocol):
                 return
             if self.transport.is_reading() is False and not self._write_paused:
                 self.transport.resume_reading()
+        if self.eof and self.transport is not None:
+            self.transport.close()
+            return
         self.last_active = self.loop.time()
         self._arm(self.limits.idle_timeout, self._idle)
+
+    def _log(self, request: EdgeRequest, response: EdgeResponse, sent: int, began: float) -> None:
+        if self._access is not None:
+            cache = response.headers.get("X-Cache", "-")
+            self._access.request(self._client, request.method, request.target, response.status, sent, cache,
+                                 response.origin_seconds, self.loop.time() - began)  # fmt: skip
 
     async def _send_stream(self, response: EdgeResponse, stream: BodyStream, keep_alive: bool) -> bool:
         """Write a streamed response; False if the connection is gone (closed by the client, or aborted)."""

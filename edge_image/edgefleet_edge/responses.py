@@ -17,8 +17,11 @@ HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
      "trailer", "transfer-encoding", "upgrade"}
 )  # fmt: skip
-# Headers aiohttp computes itself for the client; copying the stored ones would duplicate them.
-RECOMPUTED = frozenset({"content-length", "date", "server", "age", "x-cache", "cache-status", "via"})
+OWN_FIELDS = frozenset({"content-length", "x-cache", "cache-status", "via"})
+"""Fields the edge writes itself on every response it forwards: the framing, and what it says about itself."""
+RECOMPUTED = OWN_FIELDS | {"age"}
+"""... and on responses from storage, Age too (RFC 9111 §4.2.3: the current age, not the stored one). Date is
+kept: it says when the origin made the response (RFC 9110 §6.6.1), and stored responses always have one."""
 
 
 def end_to_end(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -104,9 +107,31 @@ def plan_range(range_header: str | None, if_range: str | None, entry: Entry) -> 
         ranges.append((first, min(last, size - 1)))
     if not ranges:
         return RangePlan(416)
-    if len(ranges) > 16:
-        return RangePlan(200)  # many small ranges are a denial-of-service pattern; send it whole
+    ranges = coalesce(ranges)
+    if len(ranges) > MAX_RANGES:
+        return RangePlan(200)  # many small ranges are a denial-of-service pattern (RFC 9110 §14.2); send it whole
     return RangePlan(206, tuple(ranges))
+
+
+MAX_RANGES = 16
+"""Parts in one multipart/byteranges answer, after coalescing; more are answered with the whole object."""
+COALESCE_GAP = 80
+"""Ranges closer than this are sent as one part: a part's own header costs about as much (RFC 9110 §14.2)."""
+
+
+def coalesce(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping, adjacent and nearly adjacent ranges merged, in ascending order (RFC 9110 §14.2 allows it).
+
+    Invariant: the parts never add up to more than the object, however the client wrote them, so a short Range
+    header can never make the edge send (or hold) many times an object's size.
+    """
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1 + COALESCE_GAP:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
 
 
 def multipart_layout(
@@ -122,10 +147,3 @@ def multipart_layout(
         segments.append(b"\r\n")
     segments.append(f"--{boundary}--\r\n".encode())
     return segments, f"multipart/byteranges; boundary={boundary}"
-
-
-def multipart_body(body: bytes, ranges: tuple[tuple[int, int], ...], content_type: str) -> tuple[bytes, str]:
-    """multipart/byteranges (RFC 9110 §14.6) of a body in memory."""
-    segments, media_type = multipart_layout(ranges, content_type, len(body))
-    parts = [s if isinstance(s, bytes) else body[s[0] : s[0] + s[1]] for s in segments]
-    return b"".join(parts), media_type

@@ -6,105 +6,25 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from edgefleet.bus import FileCheckpoint, MemoryCheckpoint, PurgeBus
+from edgefleet.bus import ConsumerMetrics, FileCheckpoint, MemoryCheckpoint, PurgeBus
 
+from .access_log import AccessLog
 from .admin import AdminState, admin_app
-from .messages import BodyStream, EdgeRequest, EdgeResponse, StreamAborted
+from .data_plane import DataPlane
 from .metrics import EdgeMetrics
-from .protocol import HttpToolsServer, Limits
-from .proxy import CachingProxy, EdgeConfig
+from .protocol import HttpToolsServer
+from .proxy import CachingProxy
 from .purging import BusPurgeApplier, follow_purge_bus
+from .settings import EdgeSettings
 from .store import Store
-from .tiers import DEFAULT_POLICY
+
+__all__ = ["Edge", "EdgeSettings"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EdgeSettings:
-    listen: tuple[str, int]
-    admin_listen: tuple[str, int]
-    origin: str
-    memory: int
-    disk: int
-    cache_dir: Path | None
-    name: str
-    admin_token: str | None
-    redis: str | None = None
-    redis_password: str | None = None
-    cluster: str = "default"
-    grace: float = 3600.0
-    allow_set_cookie: bool = False
-    max_connections: int = 10_000
-    idle_timeout: float = 75.0
-    header_timeout: float = 10.0
-    server: str = "httptools"
-    """Data-port implementation: "httptools" (the measured-faster default) or "aiohttp"."""
-    cache_policy: str = DEFAULT_POLICY
-    """Each tier's admission and eviction (``tiers.POLICY_NAMES``); the default was chosen on traces."""
-
-
-def aiohttp_handler(proxy: CachingProxy) -> Any:
-    """The aiohttp adapter: aiohttp's request in, the proxy's neutral response out."""
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read() if request.method not in ("GET", "HEAD") and request.can_read_body else b""
-        response = await proxy.handle(
-            EdgeRequest(
-                method=request.method, path=request.path, query_string=request.query_string,
-                target=request.rel_url.raw_path_qs, headers=request.headers, remote=request.remote or "",
-                host=request.host, body=body,
-            )
-        )  # fmt: skip
-        if response.stream is not None:
-            return await _send_stream(request, response, response.stream)
-        return web.Response(status=response.status, headers=response.headers, body=response.body or None)
-
-    return handle
-
-
-async def _send_stream(request: web.Request, response: EdgeResponse, stream: BodyStream) -> web.StreamResponse:
-    """A large body through aiohttp: ``write`` drains the transport, so a slow client holds one chunk plus buffer.
-
-    On a failed stream the transport is aborted before aiohttp can end the body (its final chunk would make a
-    short body look complete).
-    """
-    out = web.StreamResponse(status=response.status, headers=response.headers)
-    try:
-        if stream.length is not None:
-            out.content_length = stream.length
-        await out.prepare(request)
-        if not response.head_only and request.method != "HEAD":
-            async for chunk in stream:
-                await out.write(chunk)
-    except StreamAborted as exc:
-        logger.warning("Aborted the response to %s %s: %s", request.method, request.path, exc)
-        out.force_close()
-        if request.transport is not None:
-            request.transport.abort()
-    except ConnectionError:
-        out.force_close()  # the client went away
-    finally:
-        await stream.aclose()
-    return out
-
-
-def origin_session() -> aiohttp.ClientSession:
-    """The client the proxy fetches from the origin with (one per process)."""
-    return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
-        # No total timeout: a large body may take longer than any fixed bound; a stalled origin does not.
-        timeout=aiohttp.ClientTimeout(total=None, connect=5, sock_read=30),
-        auto_decompress=False,
-    )
 
 
 class Edge:
@@ -121,38 +41,30 @@ class Edge:
             logger.warning("No --admin-token given: the admin API (purge, metrics) is closed to everyone")
         self.admin_token = token
         self._runners: list[web.AppRunner] = []
-        self._data_server: HttpToolsServer | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self._proxy: CachingProxy | None = None
+        self.data_plane: DataPlane | None = None
         self._consumer_task: asyncio.Task[None] | None = None
         self._redis: aioredis.Redis | None = None
-        self._flusher: asyncio.TimerHandle | None = None
         self.data_port = 0
         self.admin_port = 0
+
+    @property
+    def _proxy(self) -> CachingProxy | None:
+        return self.data_plane.proxy if self.data_plane is not None else None
+
+    @property
+    def _data_server(self) -> HttpToolsServer | None:
+        return self.data_plane.server if self.data_plane is not None else None
+
+    @property
+    def access_log(self) -> AccessLog | None:
+        return self.data_plane.access_log if self.data_plane is not None else None
 
     async def start(self) -> None:
         loaded = await asyncio.to_thread(self.store.load_disk)
         if loaded:
             logger.info("Loaded %d cached objects from %s", loaded, self.settings.cache_dir)
-        self._session = origin_session()
-        self._proxy = CachingProxy(
-            EdgeConfig(name=self.settings.name, origin=self.settings.origin, grace=self.settings.grace,
-                       allow_set_cookie=self.settings.allow_set_cookie),
-            self.store, self.metrics, self._session,
-        )  # fmt: skip
-        if self.settings.server == "httptools":
-            limits = Limits(
-                idle_timeout=self.settings.idle_timeout,
-                header_timeout=self.settings.header_timeout,
-                max_connections=self.settings.max_connections,
-            )
-            self._data_server = HttpToolsServer(self._proxy, limits)
-            self.data_port = await self._data_server.start(*self.settings.listen)
-        else:
-            data = web.Application(client_max_size=64 * 1024 * 1024)
-            data.router.add_route("*", "/{tail:.*}", aiohttp_handler(self._proxy))
-            self.data_port = await self._serve(data, self.settings.listen)
-        self._flush_metrics()
+        self.data_plane = DataPlane.build(self.settings, self.store, self.metrics)
+        self.data_port = await self.data_plane.start(self.settings.listen)
         admin = admin_app(self.admin_token, self.store, self.metrics, self.admin_state)
         self.admin_port = await self._serve(admin, self.settings.admin_listen)
         if self.settings.redis:
@@ -160,11 +72,6 @@ class Edge:
         else:
             self.admin_state.ready = True
         logger.info("Edge %s serving on port %d (admin %d)", self.settings.name, self.data_port, self.admin_port)
-
-    def _flush_metrics(self) -> None:
-        """Fold hot-path tallies into the exported metrics once a second (scrapes also fold them)."""
-        self.metrics.flush()
-        self._flusher = asyncio.get_running_loop().call_later(1.0, self._flush_metrics)
 
     async def _serve(self, app: web.Application, address: tuple[str, int]) -> int:
         runner = web.AppRunner(
@@ -185,26 +92,19 @@ class Edge:
         bus = PurgeBus(self._redis, self.settings.cluster)
         cache_dir = self.settings.cache_dir
         checkpoint = FileCheckpoint(cache_dir / "purge.checkpoint") if cache_dir else MemoryCheckpoint()
-        consumer = bus.purge_consumer(self.settings.name, checkpoint)
+        consumer = bus.purge_consumer(self.settings.name, checkpoint, metrics=ConsumerMetrics(self.metrics.registry))
         applier = BusPurgeApplier(self.store, self.metrics)
         follow = follow_purge_bus(consumer, applier, self.admin_state)
         self._consumer_task = asyncio.get_running_loop().create_task(follow)
 
     async def stop(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-        self.metrics.flush()
         if self._consumer_task is not None:
             self._consumer_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._consumer_task
-        if self._data_server is not None:
-            await self._data_server.stop()
+        if self.data_plane is not None:
+            await self.data_plane.stop()
         for runner in self._runners:
             await runner.cleanup()
-        if self._proxy is not None:
-            await self._proxy.close()
-        if self._session is not None:
-            await self._session.close()
         if self._redis is not None:
             await self._redis.aclose()

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .body_check import CorruptBody, matches
 from .shared_disk import SharedDiskIndex, SharedEntry
 from .store import Entry, Store
 from .tiers import DEFAULT_POLICY
@@ -71,6 +73,9 @@ class SharedStore(Store):
         if found is None:
             return None
         shared, body = found
+        if body is not None and not matches(body, shared.size, shared.checksum):
+            self.corrupt(shared, f"{len(body)} bytes on the shared disk, expected {shared.size}")
+            return None
         self.disk_hits += 1
         if body is None:
             return shared  # large: the proxy streams it from its file (body_file)
@@ -86,8 +91,15 @@ class SharedStore(Store):
             return entry.body
         path = self.body_file(entry)
         if path is None:
-            raise FileNotFoundError(f"object {entry.id} left the shared disk tier")
-        return path.read_bytes()
+            raise CorruptBody(entry.id)  # it left the shared disk tier since it was looked up: refetch
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise CorruptBody(entry.id) from exc
+        if not matches(data, entry.size, entry.checksum):
+            self.corrupt(entry, f"{len(data)} bytes on the shared disk, expected {entry.size}")
+            raise CorruptBody(entry.id)
+        return data
 
     def body_file(self, entry: Entry) -> Path | None:
         if entry.body is not None:
@@ -116,7 +128,9 @@ class SharedStore(Store):
                 body_file = None  # moved in, or removed because it cannot fit
             else:
                 self.stats.declined["disk"] += 1
-        except (OSError, sqlite3.Error) as exc:  # a full or broken disk must not stop serving from memory
+        except OSError as exc:  # a full or broken disk must not stop serving from memory
+            self.disk_failed(entry.key, exc)
+        except sqlite3.Error as exc:
             logger.warning("Could not store %s on the shared disk tier: %s", entry.key, exc)
         if body_file is not None:
             body_file.unlink(missing_ok=True)
@@ -129,7 +143,9 @@ class SharedStore(Store):
         entry.tier, entry.body = "disk", body
         return on_disk
 
-    def fits_disk(self, size: int) -> bool:
+    def fits_disk(self, size: int, *, written: bool = False) -> bool:
+        if self._disk_paused_until and time.monotonic() < self._disk_paused_until:
+            return False  # after a disk error, served unstored for a while (``Store.disk_failed``)
         return size <= self.index.capacity
 
     def admits_to_disk(self, entry: Entry, size: int) -> bool:
@@ -157,7 +173,11 @@ class SharedStore(Store):
             self.index.update_meta(entry)
 
     def new_temp_body(self) -> Path | None:
-        return self.index.new_temp_body()
+        try:
+            return self.index.new_temp_body()
+        except OSError as exc:
+            self.disk_failed("a temp file", exc)
+            return None
 
     def remove(self, entry_id: str) -> None:
         Store.remove(self, entry_id)

@@ -4,13 +4,15 @@ Small bodies live in memory; when the memory tier evicts them they move to disk 
 tier), and bodies too large for memory go to disk directly (streamed ones as a finished temp file from
 ``new_temp_body``, moved in by ``put(body_file=...)``). The disk tier survives restarts: each
 object is a body file plus a metadata file renamed into place last, so a torn write leaves a body
-without metadata, which start-up deletes and never serves.
+without metadata, which start-up deletes and never serves. Every body carries a CRC-32 and is checked before it
+is served (``body_check``); a disk error serves the request unstored and pauses disk writes for a while.
 
 Each tier admits and evicts by the policy chosen on traces (``tiers.py``; ``bench/hitratio.py``): by default
-size-aware S3-FIFO, under which an object larger than 0.05% of the tier it would land in is stored on its
-second request, not its first; ``s3fifo`` and ``lru`` remain selectable (``--cache-policy``). Admission is
-asked only for objects new to the cache: replacements and demotions from memory to disk are always kept.
-The index also answers purges by path, prefix, surrogate key and all.
+``s3fifo-gdsf``, S3-FIFO's probation queue in front of a GDSF-ordered main queue, under which a new object much
+larger than the objects the tier usually stores waits for its second request; ``s3fifo-sa``, ``s3fifo`` and
+``lru`` remain selectable (``--cache-policy``). Admission is asked only for objects new to the cache:
+replacements and demotions from memory to disk are always kept. The index also answers purges by path, prefix,
+surrogate key and all.
 """
 
 from __future__ import annotations
@@ -20,17 +22,24 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from .body_check import CorruptBody, matches
 from .tiers import DEFAULT_POLICY, TierPolicy, make_tier_policy
 
 logger = logging.getLogger(__name__)
 
 Tier = Literal["memory", "disk"]
+DISK_PAUSE_SECONDS = 30.0
+"""After a failed disk write, objects are served unstored this long before the disk is tried again."""
+DISK_HEADROOM = 4 * 2**20
+"""Free space the filesystem must keep beyond an object for it to be written (metadata, other writers)."""
 
 
 @dataclass
@@ -54,6 +63,10 @@ class Entry:
     surrogate_keys: tuple[str, ...]
     stale: bool = False
     """Soft-purged: serve only after revalidation."""
+    grace_allowed: bool = True
+    """Whether the edge's grace may serve it stale when the origin fails (``freshness.Policy.grace_allowed``)."""
+    checksum: str = ""
+    """CRC-32 of the body (``body_check``); empty for entries stored before checksums existed."""
     body: bytes | None = field(default=None, repr=False)
     tier: Tier = "memory"
     hit_head: bytes | None = field(default=None, repr=False, compare=False)
@@ -76,6 +89,10 @@ class StoreStats:
     evictions: dict[str, int] = field(default_factory=lambda: {"memory": 0, "disk": 0})
     declined: dict[str, int] = field(default_factory=lambda: {"memory": 0, "disk": 0})
     """New objects each tier's admission did not store (their next request may be stored)."""
+    corrupt: int = 0
+    """Stored bodies found truncated or changed when read, and evicted."""
+    disk_errors: int = 0
+    """Disk writes that failed (ENOSPC, EIO, ...): the object was served unstored."""
 
 
 class Store:
@@ -94,6 +111,7 @@ class Store:
         self.stats = StoreStats()
         self.purge_generation = 0
         """Bumped by every purge: a fetch that started before a purge must not be stored as fresh."""
+        self._disk_paused_until = 0.0
         if cache_dir is not None:
             (cache_dir / "objects").mkdir(parents=True, exist_ok=True)
 
@@ -110,9 +128,24 @@ class Store:
         return entry
 
     def read_body(self, entry: Entry) -> bytes:
+        """The body, checked against its length and checksum; ``CorruptBody`` (and the entry evicted) if not."""
         if entry.body is not None:
             return entry.body
-        return self._body_path(entry.id).read_bytes()
+        try:
+            data = self._body_path(entry.id).read_bytes()
+        except OSError as exc:
+            self.corrupt(entry, f"unreadable: {exc.strerror or exc}")
+            raise CorruptBody(entry.id) from exc
+        if not matches(data, entry.size, entry.checksum):
+            self.corrupt(entry, f"{len(data)} bytes, expected {entry.size} with checksum {entry.checksum or '-'}")
+            raise CorruptBody(entry.id)
+        return data
+
+    def corrupt(self, entry: Entry, why: str) -> None:
+        """Evict a stored body that is not what was stored; the next request refetches it."""
+        self.stats.corrupt += 1
+        logger.warning("Evicted %s: its stored body is damaged (%s)", entry.key, why)
+        self.remove(entry.id)
 
     def body_file(self, entry: Entry) -> Path | None:
         return None if entry.body is not None else self._body_path(entry.id)
@@ -142,15 +175,31 @@ class Store:
             for victim in self.memory.add(entry.id, entry.size):
                 self._demote(victim)
             return True
-        if not self.fits_disk(entry.size) or (new and not self._admitted_to_disk(entry.id, entry.size)):
+        fits = self.fits_disk(entry.size, written=body_file is not None)
+        if not fits or (new and not self._admitted_to_disk(entry.id, entry.size)):
             if body_file is not None:
                 body_file.unlink(missing_ok=True)
             return False
-        entry.tier, entry.body = "disk", None
-        self._write_disk(entry, body, body_file)
+        if not self._written(entry, body, body_file):
+            return False
         self._index(entry)
         for victim in self.disk.add(entry.id, entry.size):
             self._drop(victim, evicted=True)
+        return True
+
+    def _written(self, entry: Entry, body: bytes | None, body_file: Path | None) -> bool:
+        """Write an entry to the disk tier; on a disk error (ENOSPC, EIO, ...) count it, pause disk writes for a
+        while, and report it not stored: the response is served from the bytes at hand, never an error."""
+        entry.tier, entry.body = "disk", None
+        try:
+            self._write_disk(entry, body, body_file)
+        except OSError as exc:
+            self.disk_failed(entry.key, exc)
+            for leftover in (body_file, self._body_path(entry.id), self._meta_path(entry.id)):
+                if leftover is not None:
+                    leftover.unlink(missing_ok=True)
+            entry.body, entry.tier = body, "memory"
+            return False
         return True
 
     def admits_to_disk(self, entry: Entry, size: int) -> bool:
@@ -173,9 +222,9 @@ class Store:
         self.stats.evictions["memory"] += 1
         body = entry.body
         self._drop(entry_id, evicted=False)
-        if body is not None and self.cache_dir is not None and entry.size <= self.disk.capacity:
-            entry.tier, entry.body = "disk", None
-            self._write_disk(entry, body, None)
+        if body is not None and self.fits_disk(entry.size):
+            if not self._written(entry, body, None):
+                return
             self._index(entry)
             for victim in self.disk.add(entry.id, entry.size):
                 self._drop(victim, evicted=True)
@@ -278,6 +327,11 @@ class Store:
             os.replace(tmp, target)
         self._write_meta(entry)  # last: metadata present means the body is complete
 
+    def update_meta(self, entry: Entry) -> None:
+        """Persist an entry's changed headers and freshness (a 304 refreshed it): disk entries only."""
+        if entry.tier == "disk":
+            self._write_meta(entry)
+
     def _write_meta(self, entry: Entry) -> None:
         meta = asdict(entry)
         meta.pop("body")
@@ -288,16 +342,40 @@ class Store:
             json.dump(meta, handle)
         os.replace(tmp, target)
 
-    def fits_disk(self, size: int) -> bool:
-        """Whether an object of ``size`` bytes can be stored on the disk tier (evicting others as needed)."""
-        return self.cache_dir is not None and size <= self.disk.capacity
+    def fits_disk(self, size: int, *, written: bool = False) -> bool:
+        """Whether an object of ``size`` bytes can be stored on the disk tier (evicting others as needed): it is no
+        larger than the tier, disk writes are not paused after an error, and the filesystem has room for it (unless
+        it is ``written`` already: a finished temp file moves in by rename)."""
+        if self.cache_dir is None or size > self.disk.capacity:
+            return False
+        if self._disk_paused_until and time.monotonic() < self._disk_paused_until:
+            return False
+        if written:
+            return True
+        try:
+            free = shutil.disk_usage(self.cache_dir).free
+        except OSError:
+            return False
+        return size + DISK_HEADROOM <= free
 
     def new_temp_body(self) -> Path | None:
+        """A temp file in the disk tier for a body that streams in, or None (no disk tier, or a disk error)."""
         if self.cache_dir is None:
             return None
-        fd, tmp = tempfile.mkstemp(dir=self.cache_dir / "objects", prefix=".incoming-")
+        try:
+            fd, tmp = tempfile.mkstemp(dir=self.cache_dir / "objects", prefix=".incoming-")
+        except OSError as exc:
+            self.disk_failed("a temp file", exc)
+            return None
         os.close(fd)
         return Path(tmp)
+
+    def disk_failed(self, what: str, exc: OSError) -> None:
+        """Count a failed disk write and pause disk writes for a while (``DISK_PAUSE_SECONDS``)."""
+        self.stats.disk_errors += 1
+        self._disk_paused_until = time.monotonic() + DISK_PAUSE_SECONDS
+        logger.warning("Disk tier write of %s failed (%s): disk writes paused for %.0f s",
+                       what, exc.strerror or exc, DISK_PAUSE_SECONDS)  # fmt: skip
 
     def load_disk(self) -> int:
         """Rebuild the index from the disk tier; delete torn writes and leftovers. Objects loaded."""

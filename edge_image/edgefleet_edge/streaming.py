@@ -19,15 +19,13 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-import aiohttp
-
+from .body_check import as_text, checksum
 from .messages import BodyStream, StreamAborted
+from .origin_client import OriginError, OriginResponse
 
 FILE_CHUNK = 256 * 1024
 """Bytes read from a body file per step: large enough that per-chunk overhead vanishes, small next to any body
 worth streaming."""
-ORIGIN_CHUNK = 64 * 1024
-"""Bytes read from the origin per step (aiohttp's read buffer, so the origin is paused beyond it)."""
 
 Segment = bytes | tuple[int, int]
 """Literal bytes, or (offset, count) of a body file: what a range or multipart response is made of."""
@@ -69,10 +67,19 @@ class FileBody:
 
     def __init__(self, path: Path, segments: Sequence[Segment]) -> None:
         self._fd: int | None = os.open(path, os.O_RDONLY)
+        self.file_size = os.fstat(self._fd).st_size
         self._segments = segments
         self.length: int | None = segments_length(segments)
+        self._expected: str | None = None
+        self._on_mismatch: Callable[[], None] | None = None
+
+    def verify(self, expected: str, on_mismatch: Callable[[], None]) -> None:
+        """Check the whole body against ``expected`` (``body_check``) as it is sent; on a mismatch call
+        ``on_mismatch`` and abort the stream before its last bytes."""
+        self._expected, self._on_mismatch = expected, on_mismatch
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        crc = 0
         for segment in self._segments:
             if isinstance(segment, bytes):
                 yield segment
@@ -86,6 +93,12 @@ class FileBody:
                     raise StreamAborted("stored body file is shorter than its entry says")
                 offset += len(data)
                 remaining -= len(data)
+                if self._expected is not None:
+                    crc = checksum(data, crc)
+                    if remaining == 0 and as_text(crc) != self._expected:
+                        if self._on_mismatch is not None:
+                            self._on_mismatch()
+                        raise StreamAborted("stored body does not match its checksum")
                 yield data
 
     def close(self) -> None:
@@ -97,14 +110,41 @@ class FileBody:
         self.close()
 
 
+class MemorySegments:
+    """Segments of a body held in memory (a multipart/byteranges answer from the memory tier), sent piece by piece
+    under the connection's flow control: the response is never assembled as one more copy of the object."""
+
+    def __init__(self, body: bytes, segments: Sequence[Segment]) -> None:
+        self._body = body
+        self._segments = segments
+        self.length: int | None = segments_length(segments)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for segment in self._segments:
+            if isinstance(segment, bytes):
+                yield segment
+                continue
+            offset, remaining = segment
+            end = offset + remaining
+            while offset < end:
+                yield self._body[offset : min(end, offset + FILE_CHUNK)]
+                offset += FILE_CHUNK
+
+    def close(self) -> None:
+        self._segments = ()
+
+    async def aclose(self) -> None:
+        self.close()
+
+
 class OriginBody:
     """An origin response passed straight through to one client, never stored: the client's pace is the origin's.
 
     ``prefix`` holds what was already read while finding out that the body is large.
     """
 
-    def __init__(self, response: aiohttp.ClientResponse, length: int | None, prefix: Sequence[bytes] = ()) -> None:
-        self._response: aiohttp.ClientResponse | None = response
+    def __init__(self, response: OriginResponse, length: int | None, prefix: Sequence[bytes] = ()) -> None:
+        self._response: OriginResponse | None = response
         self._prefix = list(prefix)
         self.length = length
 
@@ -118,21 +158,18 @@ class OriginBody:
             sent += len(chunk)
             yield chunk
         try:
-            async for chunk in response.content.iter_chunked(ORIGIN_CHUNK):
+            async for chunk in response.iter_chunks():
                 sent += len(chunk)
                 yield chunk
-        except (aiohttp.ClientError, TimeoutError) as exc:
+        except (OriginError, TimeoutError) as exc:
             raise StreamAborted(f"origin failed mid-body: {type(exc).__name__}") from exc
         if self.length is not None and sent != self.length:
             raise StreamAborted(f"origin sent {sent} of {self.length} bytes")
 
     def close(self) -> None:
         if self._response is not None:
-            # An unread remainder cannot go back to the pool: close drops the connection, release keeps it.
-            if self._response.content.is_eof():
-                self._response.release()
-            else:
-                self._response.close()
+            # An unread remainder cannot go back to the pool: release keeps the connection only when it is whole.
+            self._response.release()
             self._response = None
 
     async def aclose(self) -> None:
@@ -146,6 +183,8 @@ class Transfer:
         self.path = path
         self.length = length
         self.written = 0
+        self.crc = 0
+        """CRC-32 of what was written so far (``body_check``): the stored entry's checksum once whole."""
         self.complete = False
         self.failed = False
         self._fd: int | None = os.open(path, os.O_RDWR)
@@ -159,6 +198,7 @@ class Transfer:
         while view:
             view = view[os.write(self._fd, view) :]
         self.written += len(data)
+        self.crc = checksum(data, self.crc)
         self._wake()
 
     def finish(self) -> None:

@@ -51,13 +51,13 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from edgefleet import metric_names as names
-from edgefleet.bus import BusEntry, FileCheckpoint, MemoryCheckpoint, PurgeBus, PurgeMessage
+from edgefleet.bus import BusEntry, ConsumerMetrics, FileCheckpoint, MemoryCheckpoint, PurgeBus, PurgeMessage
 
 from .admin import AdminState, admin_routes
 from .control import ChannelClosed, ControlChannel, Message
 from .metrics import PurgeMetrics
 from .purging import apply_purge, follow_purge_bus
-from .server import EdgeSettings
+from .settings import EdgeSettings
 from .shared_disk import SharedDiskIndex
 from .shared_store import SharedStore
 from .store import Store
@@ -177,6 +177,7 @@ class Supervisor:
         """The supervisor's view for purges: the shared disk tier only (no memory of its own)."""
         self.registry = CollectorRegistry()
         self.purge_metrics = PurgeMetrics(self.registry)
+        self.bus_metrics = ConsumerMetrics(self.registry)
         self.registry.register(_FleetStoreCollector(self))
         self.bus_state = AdminState()
         """The purge consumer's readiness (the supervisor's own also waits for its workers)."""
@@ -439,7 +440,7 @@ class Supervisor:
         self._redis = aioredis.Redis.from_url(s.redis, password=s.redis_password)
         bus = PurgeBus(self._redis, s.cluster)
         checkpoint = FileCheckpoint(s.cache_dir / "purge.checkpoint") if s.cache_dir else MemoryCheckpoint()
-        consumer = bus.purge_consumer(s.name, checkpoint)
+        consumer = bus.purge_consumer(s.name, checkpoint, metrics=self.bus_metrics)
         await follow_purge_bus(consumer, self._apply_entry, self.bus_state)
 
     # ---- metrics -------------------------------------------------------------------------------

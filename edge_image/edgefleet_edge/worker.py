@@ -21,17 +21,15 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from edgefleet.bus import PurgeMessage
 from edgefleet.logs import configure_logging
 
+from .access_log import AccessLog
 from .control import ChannelClosed, ControlChannel, Message
+from .data_plane import DataPlane
 from .metrics import EdgeMetrics
-from .protocol import HttpToolsServer, Limits
-from .proxy import CachingProxy, EdgeConfig
 from .purging import apply_purge
-from .server import EdgeSettings, aiohttp_handler, origin_session
+from .settings import EdgeSettings
 from .shared_disk import SharedDiskIndex
 from .shared_store import SharedStore
 from .store import Store
@@ -74,12 +72,7 @@ class Worker:
         )
         self.metrics = EdgeMetrics(self.store)
         self.stopping = asyncio.Event()
-        self._flusher: asyncio.TimerHandle | None = None
-
-    def _flush_metrics(self) -> None:
-        """Fold the hot path's tallies into the (multiprocess) metrics once a second; ``stats`` folds them too."""
-        self.metrics.flush()
-        self._flusher = asyncio.get_running_loop().call_later(1.0, self._flush_metrics)
+        self.access_log: AccessLog | None = None
 
     def _invalidated(self, key: str) -> None:
         if self.channel is not None:
@@ -121,31 +114,13 @@ class Worker:
             loop.add_signal_handler(sig, self.stopping.set)
         self.channel = await ControlChannel.open(self.control_socket, self.handle)
         reader = loop.create_task(self.channel.run())
-        session = origin_session()
-        s = self.settings
-        proxy = CachingProxy(
-            EdgeConfig(name=s.name, origin=s.origin, grace=s.grace, allow_set_cookie=s.allow_set_cookie),
-            self.store, self.metrics, session,
-        )  # fmt: skip
-        data_server: HttpToolsServer | None = None
-        runner: web.AppRunner | None = None
+        plane = DataPlane.build(self.settings, self.store, self.metrics)
+        self.access_log = plane.access_log
         try:
             # Answered only when no purge is in flight: from here on this worker receives every purge.
             await self.channel.request("hello", pid=os.getpid(), worker=self.number)
-            if s.server == "httptools":
-                limits = Limits(idle_timeout=s.idle_timeout, header_timeout=s.header_timeout,
-                                max_connections=s.max_connections)  # fmt: skip
-                data_server = HttpToolsServer(proxy, limits)
-                await data_server.start_on(self.listen)
-            else:
-                app = web.Application(client_max_size=64 * 1024 * 1024)
-                app.router.add_route("*", "/{tail:.*}", aiohttp_handler(proxy))
-                runner = web.AppRunner(app, access_log=None, keepalive_timeout=s.idle_timeout,
-                                       handler_cancellation=True, max_line_size=8190, max_field_size=8190)  # fmt: skip
-                await runner.setup()
-                await web.SockSite(runner, self.listen, backlog=1024).start()
+            await plane.start(sock=self.listen)
             self.channel.notify("serving", pid=os.getpid(), worker=self.number)
-            self._flush_metrics()
             gc.freeze()  # start-up's objects live as long as the process (as in cli.serve)
             lost = loop.create_task(self.channel.closed.wait())
             told = loop.create_task(self.stopping.wait())
@@ -157,15 +132,7 @@ class Worker:
         except ChannelClosed:
             logger.warning("Worker %d lost its supervisor before serving; exiting", self.number)
         finally:
-            if self._flusher is not None:
-                self._flusher.cancel()
-            self.metrics.flush()
-            if data_server is not None:
-                await data_server.stop()
-            if runner is not None:
-                await runner.cleanup()
-            await proxy.close()
-            await session.close()
+            await plane.stop()
             await self.channel.close()
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -190,7 +190,7 @@ class EdgeReplicas(ApiModel):
         return self.min if self.desired is None else self.desired
 
 
-CachePolicy = Literal["s3fifo-sa", "s3fifo", "lru"]
+CachePolicy = Literal["s3fifo-gdsf", "s3fifo-sa", "s3fifo", "lru"]
 """The edge's tier policies (``edgefleet edge --cache-policy``; the edge's tiers.py implements each)."""
 
 
@@ -203,9 +203,10 @@ class EdgeCache(ApiModel):
     """Disk tier size per edge (0 turns the disk tier off)."""
     grace: Duration = "1h"
     """How long past expiry a stale object may still be served when the origin fails."""
-    policy: CachePolicy = "s3fifo-sa"
-    """Admission and eviction in both tiers: s3fifo-sa (size-aware S3-FIFO: an object over 0.05% of a tier is
-    stored on its second request; chosen by measurement, see bench/README.md), s3fifo, or lru."""
+    policy: CachePolicy = "s3fifo-gdsf"
+    """Admission and eviction in both tiers: s3fifo-gdsf (S3-FIFO's probation queue in front of a GDSF-ordered
+    main queue; an object over 1/1024 of a tier and 128 times the mean object is stored on its second request;
+    chosen by measurement, see bench/README.md), s3fifo-sa (the default before), s3fifo, or lru."""
 
     @property
     def memory_bytes(self) -> int:
@@ -272,11 +273,29 @@ class ExternalRedis(ApiModel):
     """Secret key holding the Redis password."""
 
 
+class BusPersistence(ApiModel):
+    """Keeping the managed Redis's streams across pod restarts and rescheduling."""
+
+    enabled: bool = False
+    """Keep the append-only file on a PersistentVolumeClaim (off: an emptyDir, which survives container restarts
+    but not a new pod; after a lost stream every restarted edge drops its whole cache)."""
+    size: Quantity = "1Gi"
+    """Requested size of the claim."""
+    storage_class_name: Annotated[str, Field(pattern=DNS_LABEL_PATTERN, max_length=253)] | None = None
+    """StorageClass of the claim (unset: the cluster's default)."""
+    fsync: Literal["always", "everysec"] = "always"
+    """When Redis flushes the append-only file: after every write (no acknowledged purge is ever lost; purges are
+    few), or once a second (at most a second of purges lost in a crash)."""
+
+
 class PurgeBus(ApiModel):
     """The Redis Streams bus that carries purges to the edges."""
 
     external: ExternalRedis | None = None
-    """Use this Redis instead of a managed one."""
+    """Use this Redis instead of a managed one (for high availability, a Sentinel-managed Redis: see
+    docs/operations.md)."""
+    persistence: BusPersistence = BusPersistence()
+    """Durability of the managed Redis (ignored with ``external``)."""
     timeout: Duration = "60s"
     """How long a purge may wait for every edge's acknowledgement before it fails."""
 
@@ -317,6 +336,36 @@ class Autoscaling(ApiModel):
         return parse_seconds(self.interval)
 
 
+class ConsoleService(ApiModel):
+    """How the console is exposed."""
+
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
+    """Kubernetes Service type (put an Ingress with TLS in front for people outside the cluster)."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 80
+    """Service port."""
+    node_port: Annotated[int, Field(ge=30000, le=32767)] | None = None
+    """Fixed node port for NodePort and LoadBalancer Services."""
+
+
+class Console(ApiModel):
+    """The shop team's web console: assets, purges and the fleet's numbers (``edgefleet console``)."""
+
+    enabled: bool = False
+    """Run the console."""
+    token_secret: SecretKeyRef | None = None
+    """Secret key holding the token people sign in with; when unset the operator generates one in the Secret
+    <name>-console-token (key console-token)."""
+    service: ConsoleService = ConsoleService()
+    """How the console is exposed."""
+    prometheus_url: Annotated[str, Field(pattern=HTTP_URL_PATTERN, max_length=2048)] | None = None
+    """Prometheus for the console's charts; defaults to autoscaling.prometheusUrl, else the console samples
+    the edges' /metrics itself."""
+    secure_cookies: bool = False
+    """Mark the session cookie Secure: set it when people reach the console over HTTPS."""
+    resources: Resources | None = None
+    """Compute resources of the console pod."""
+
+
 class CdnClusterSpec(ApiModel):
     """Desired state of a CDN edge fleet."""
 
@@ -330,6 +379,8 @@ class CdnClusterSpec(ApiModel):
     """The purge bus (Redis Streams)."""
     autoscaling: Autoscaling = Autoscaling()
     """Edge autoscaling."""
+    console: Console = Console()
+    """The shop team's web console."""
 
 
 class ObjectMeta(ApiModel):

@@ -2,13 +2,17 @@
 
 from .checkpoints import Checkpoint, FileCheckpoint, MemoryCheckpoint, RedisCheckpoint
 from .messages import BusEntry, BusMessage, MalformedMessage, PurgeMessage, WarmMessage, decode, encode
-from .streams import BusError, PurgeBus, PurgeConsumer, WarmConsumer
+from .metrics import ConsumerMetrics
+from .streams import BusError, BusHistory, BusUnavailable, PurgeBus, PurgeConsumer, WarmConsumer
 
 __all__ = [
     "BusEntry",
     "BusError",
+    "BusHistory",
     "BusMessage",
+    "BusUnavailable",
     "Checkpoint",
+    "ConsumerMetrics",
     "FileCheckpoint",
     "MalformedMessage",
     "MemoryCheckpoint",

@@ -8,7 +8,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+from edgefleet.charts import Chart, Marker, Series, render_figure
+
 from .runner import HIT_STATUSES, RunResult, Sample
+from .workload import Phase
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -96,60 +99,98 @@ def timeline(samples: Sequence[Sample], bucket: float = 1.0) -> list[dict[str, f
     return rows
 
 
-def _svg_chart(title: str, rows: list[dict[str, float]], series: list[tuple[str, str]], unit: str) -> str:
-    width, height, pad = 640, 220, 40
-    points = [(r["t"], r.get(name, math.nan)) for r in rows for name, _ in series]
-    xs = [t for t, _ in points] or [0.0]
-    ys = [v for _, v in points if not math.isnan(v)] or [0.0]
-    x_max = max(xs) or 1.0
-    y_max = max(ys) * 1.1 or 1.0
-
-    def sx(t: float) -> float:
-        return pad + (width - 2 * pad) * t / x_max
-
-    def sy(v: float) -> float:
-        return height - pad - (height - 2 * pad) * v / y_max
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="{html.escape(title)}">',
-        f'<text x="{pad}" y="20" font-size="14">{html.escape(title)}</text>',
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>',
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>',
-        f'<text x="{width - pad}" y="{height - 10}" font-size="11" text-anchor="end">{x_max:.0f} s</text>',
-        f'<text x="4" y="{pad}" font-size="11">{y_max:.3g} {html.escape(unit)}</text>',
-    ]
-    for index, (name, colour) in enumerate(series):
-        coords = [f"{sx(r['t']):.1f},{sy(r[name]):.1f}" for r in rows if not math.isnan(r.get(name, math.nan))]
-        if coords:
-            parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(coords)}"/>')
-        parts.append(
-            f'<text x="{width - pad - 120}" y="{20 + 14 * index}" font-size="11" fill="{colour}">'
-            f"{html.escape(name)}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+def timeline_markers(samples: Sequence[Sample], rows: Sequence[dict[str, float]]) -> list[Marker]:
+    """Events visible in the run itself: each traffic phase's start, and each time more edges served."""
+    markers: list[Marker] = []
+    # Each phase once, where its first response finished: responses of concurrent requests from two phases
+    # interleave around a phase change, and a marker per switch would bury the chart.
+    first: dict[Phase, float] = {}
+    for sample in samples:
+        first[sample.phase] = min(first.get(sample.phase, sample.at), sample.at)
+    opening = min(first, key=lambda phase: first[phase]) if first else None
+    for phase, at in sorted(first.items(), key=lambda item: item[1]):
+        if phase != opening:
+            markers.append(Marker(at, PHASE_EVENTS.get(phase, f"{phase} starts")))
+    most = 0.0
+    for row in rows:
+        if most and row["edges"] > most:
+            markers.append(Marker(row["t"], f"edge added ({row['edges']:.0f} serving)"))
+        most = max(most, row["edges"])
+    return markers
 
 
-def html_report(result: RunResult, title: str = "edgefleet bench") -> str:
+PHASE_EVENTS = {Phase.FLASH_SALE: "flash sale starts", Phase.CRAWLER: "crawler arrives", Phase.NORMAL: "browsing"}
+
+SUMMARY_LABELS: dict[str, tuple[str, str]] = {
+    "requests": ("Requests sent", ""),
+    "errors": ("Failed requests", ""),
+    "requests_per_second": ("Throughput", "req/s"),
+    "p50_ms": ("Median latency (p50)", "ms"),
+    "p95_ms": ("95th percentile latency (p95)", "ms"),
+    "p99_ms": ("99th percentile latency (p99)", "ms"),
+    "hit_ratio": ("Cache hit ratio", "%"),
+    "origin_offload": ("Origin offload", "%"),
+    "bytes": ("Bytes received", "MB"),
+    "edges_seen": ("Edges that answered", ""),
+}
+
+
+def _summary_value(name: str, value: float) -> str:
+    _, unit = SUMMARY_LABELS[name]
+    if math.isnan(value):
+        return "no data"
+    if unit == "%":
+        return f"{value * 100:.1f}%"
+    if unit == "MB":
+        return f"{value / 1e6:.1f} MB"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:,.1f} {unit}"
+
+
+def report_charts(rows: Sequence[dict[str, float]], markers: Sequence[Marker], duration: float) -> list[Chart]:
+    """The four charts of a run, with the captions people read under them."""
+    span = (0.0, duration)
+
+    def points(name: str, scale: float = 1.0) -> list[tuple[float, float]]:
+        return [(r["t"], r[name] * scale) for r in rows]
+
+    return [
+        Chart("Latency", "ms", [Series("median (p50)", points("p50_ms")), Series("95th percentile", points("p95_ms"))],
+              "How long shoppers waited for each response, per second of the run: half of the requests were "
+              "faster than the median line, 95 in 100 faster than the upper line.", markers, chart_id="latency",
+              time_range=span),
+        Chart("Cache hit ratio", "%", [Series("answered from cache", points("hit_ratio", 100.0))],
+              "The share of cacheable requests the edges answered from their cache without asking the origin; "
+              "dips follow new content (a flash sale) and purges.", markers, y_max=100.0, chart_id="hit-ratio",
+              time_range=span),
+        Chart("Edges serving", "edges", [Series("edges that answered", points("edges"))],
+              "How many different edges answered requests in each second: it rises when the autoscaler "
+              "adds an edge.", markers, chart_id="edges", time_range=span, whole_numbers=True),
+        Chart("Requests per second", "req/s", [Series("requests", points("rps"))],
+              "How many requests the load generator completed each second.", markers, chart_id="requests",
+              time_range=span),
+    ]  # fmt: skip
+
+
+def html_report(result: RunResult, title: str = "edgefleet bench", events: Sequence[Marker] = ()) -> str:
+    """A self-contained page: a summary table and charts with event markers (``events``: seconds since
+    the run started, e.g. a purge the caller issued)."""
     summary = summarise(result)
     rows = timeline(result.samples)
-    charts = [
-        _svg_chart("Latency over time", rows, [("p50_ms", "#1f77b4"), ("p95_ms", "#d62728")], "ms"),
-        _svg_chart("Hit ratio over time", rows, [("hit_ratio", "#2ca02c")], ""),
-        _svg_chart("Edges serving over time", rows, [("edges", "#9467bd")], "edges"),
-        _svg_chart("Requests per second", rows, [("rps", "#ff7f0e")], "req/s"),
-    ]
+    markers = sorted([*timeline_markers(result.samples, rows), *events], key=lambda m: m.at)
+    charts = "".join(render_figure(chart) for chart in report_charts(rows, markers, result.duration))
     table = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{v:.4g}</td></tr>"
-        if isinstance(v, float)
-        else f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
+        f'<tr><th scope="row">{html.escape(SUMMARY_LABELS[k][0])}</th><td>{html.escape(_summary_value(k, v))}</td></tr>'
         for k, v in summary.as_dict().items()
     )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title>"
-        "<style>body{font-family:sans-serif;margin:2em}th{text-align:left;padding-right:1em}"
-        "svg{display:block;margin:1em 0;border:1px solid #eee}</style></head><body>"
-        f"<h1>{html.escape(title)}</h1><table>{table}</table>{''.join(charts)}</body></html>\n"
+        "<style>body{font-family:system-ui,sans-serif;margin:1em auto;max-width:760px;padding:0 1em;color:#222}"
+        "th{text-align:left;padding-right:1em;font-weight:normal;color:#444}td{font-variant-numeric:tabular-nums}"
+        "figure{margin:1.5em 0}figcaption{color:#444;font-size:.95em}svg{display:block;border:1px solid #eee}"
+        "</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><table>{table}</table>{charts}</body></html>\n"
     )

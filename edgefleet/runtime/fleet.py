@@ -1,7 +1,9 @@
 """The local fleet: origin, edges and balancer as supervised child processes.
 
 The fleet starts components in dependency order (origin, then edges, then the balancer), pushes edge
-membership to the balancer whenever it changes, restarts any child that dies, and scales edges on request.
+membership to the balancer whenever it changes, restarts any child that dies (the embedded Redis too: it
+comes back on the same port with its append-only file, so the streams and checkpoints still agree), and
+scales edges on request.
 It never decides *whether* to scale: that is the autoscaler's pure decision function.
 """
 
@@ -14,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import aiohttp
+
+from edgefleet.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
 from .plan import LocalPlan, balancer_command, edge_command, origin_command
 from .processes import ManagedProcess, ProcessStartError, wait_http_ok
@@ -39,9 +43,11 @@ class EdgeSlot:
 
 
 class LocalFleet:
-    def __init__(self, plan: LocalPlan, redis_url: str, tokens: Tokens) -> None:
+    def __init__(self, plan: LocalPlan, redis_url: str, tokens: Tokens, redis: EmbeddedRedis | None = None) -> None:
         self.plan = plan
         self.redis_url = redis_url
+        self.redis = redis
+        """The embedded Redis, when the fleet runs one (supervised like the other children)."""
         self.tokens = tokens
         logs = plan.state_dir / "logs"
         env_admin = {"EDGEFLEET_ADMIN_TOKEN": tokens.admin}
@@ -156,6 +162,14 @@ class LocalFleet:
     async def supervise_once(self) -> list[str]:
         """Restart whatever died; the names restarted."""
         restarted = []
+        if self.redis is not None and not self.redis.alive():
+            logger.warning("Restarting redis (exited):\n%s", self.redis.log_tail(500))
+            try:
+                await asyncio.to_thread(self.redis.restart)
+            except EmbeddedRedisError as exc:
+                logger.error("Redis did not come back: %s", exc)
+            else:
+                restarted.append("redis")
         for proc, url in ((self.origin, f"{self.origin_url}/readyz"),):
             if not proc.alive():
                 logger.warning("Restarting %s (exited):\n%s", proc.name, proc.log_tail(5))
@@ -190,4 +204,6 @@ class LocalFleet:
         with ThreadPoolExecutor(max_workers=max(1, len(self.edges))) as pool:
             list(pool.map(lambda slot: slot.process.stop(), self.edges.values()))
         self.origin.stop()
+        if self.redis is not None:
+            self.redis.stop()
         logger.info("Stopped the fleet in %.1fs", time.monotonic() - started)

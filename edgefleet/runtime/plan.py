@@ -34,6 +34,7 @@ class Ports:
     origin: int = field(default_factory=free_port)
     redis: int = field(default_factory=free_port)
     prometheus: int = field(default_factory=free_port)
+    console: int = field(default_factory=free_port)
     edges: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def edge(self, index: int) -> tuple[int, int]:
@@ -69,6 +70,8 @@ class LocalPlan:
     autoscale_interval: float
     prometheus_url_in_manifest: str | None
     scaling: ScalingSpec
+    console_enabled: bool = False
+    """``spec.console.enabled``: ``edgefleet up`` runs the web console too."""
     deviations: tuple[Deviation, ...] = field(default_factory=tuple)
 
     def edge_name(self, index: int) -> str:
@@ -109,6 +112,9 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
         )
     if spec.balancer.service.type != "ClusterIP" or spec.balancer.service.port != 80:
         deviations.append(Deviation("spec.balancer.service", "the balancer listens on 127.0.0.1:<--port> instead"))
+    if spec.console.enabled and (spec.console.service != type(spec.console.service)() or spec.console.token_secret):
+        deviations.append(Deviation("spec.console", "the console listens on 127.0.0.1 on a free port (printed at "
+                                    "start) and its token is in the state dir's tokens.json"))  # fmt: skip
     for name, resources in (("origin", spec.origin.resources), ("edge", spec.edge.resources)):
         if resources is not None:
             deviations.append(Deviation(f"spec.{name}.resources", "resource requests and limits are not enforced"))
@@ -146,6 +152,7 @@ def make_plan(cluster: CdnCluster, state_dir: Path, base_port: int) -> LocalPlan
         autoscale_interval=parse_seconds(spec.autoscaling.interval),
         prometheus_url_in_manifest=spec.autoscaling.prometheus_url,
         scaling=scaling_spec(spec),
+        console_enabled=spec.console.enabled,
         deviations=tuple(deviations),
     )
 
@@ -198,4 +205,22 @@ def balancer_command(plan: LocalPlan, redis_url: str) -> list[str]:
         "--hash-key", plan.hash_key,
         "--redis", redis_url,
         "--cluster", plan.cluster,
+    ]  # fmt: skip
+
+
+def console_command(
+    plan: LocalPlan, redis_url: str, fleet_url: str, origin_url: str, prometheus: str | None
+) -> list[str]:
+    """Tokens go by environment (EDGEFLEET_CONSOLE_TOKEN, _UPLOAD_TOKEN, _ADMIN_TOKEN), never in ``ps``."""
+    return [
+        *edgefleet_command(), "console",
+        "--listen", f"127.0.0.1:{plan.ports.console}",
+        "--origin", origin_url,
+        "--fleet", fleet_url,
+        "--redis", redis_url,
+        "--cluster", plan.cluster,
+        "--state-dir", str(plan.state_dir),
+        "--widths", ",".join(map(str, plan.widths)),
+        "--formats", ",".join(plan.formats),
+        *(("--prometheus-url", prometheus) if prometheus else ()),
     ]  # fmt: skip

@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
-from edgefleet.bus import PurgeBus, PurgeMessage
+from edgefleet.bus import BusError, PurgeBus, PurgeMessage
 from edgefleet.flags import duration
 
 from .state import DEFAULT_STATE_DIR, StateError, read_runtime
@@ -31,7 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 async def _purge(args: argparse.Namespace) -> int:
     state = read_runtime(args.state_dir)
     members = [edge.name for edge in state.edges if edge.state == "ready"]
-    client = aioredis.Redis.from_url(state.redis_url)
+    client = aioredis.Redis.from_url(state.redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
         bus = PurgeBus(client, state.cluster)
         message = PurgeMessage(
@@ -84,3 +85,16 @@ def run(args: argparse.Namespace) -> int:
     except StateError as exc:
         print(f"edgefleet purge: {exc}", file=sys.stderr)
         return 1
+    except (BusError, RedisError, OSError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"edgefleet purge: purge bus at {_where(args)} unreachable: {reason}", file=sys.stderr)
+        return 1
+
+
+def _where(args: argparse.Namespace) -> str:
+    """The bus address without credentials, for error lines."""
+    try:
+        url = read_runtime(args.state_dir).redis_url
+    except StateError:
+        return "(unknown)"
+    return url.rpartition("@")[2]

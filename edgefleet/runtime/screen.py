@@ -23,10 +23,13 @@ def render_status(state: RuntimeState, now: float | None = None) -> str:
         f"   requests {_num(metrics.get('requests_per_second'), '.1f', '/s per edge')}"
         f"   origin {_num(metrics.get('origin_requests_per_second'), '.1f', '/s')}",
         "",
-        f"{'EDGE':<24}{'STATE':<12}{'PID':<10}{'RESTARTS':<10}URL",
+        f"{'EDGE':<24}{'STATE':<12}{'BALANCER':<14}{'PID':<10}{'RESTARTS':<10}URL",
     ]
     for edge in state.edges:
-        lines.append(f"{edge.name:<24}{edge.state:<12}{edge.pid or '-'!s:<10}{edge.restarts:<10}{edge.url}")
+        lines.append(
+            f"{edge.name:<24}{edge.state:<12}{edge.balancer or '-':<14}{edge.pid or '-'!s:<10}{edge.restarts:<10}"
+            f"{edge.url}"
+        )
     decision = state.last_decision
     lines.append("")
     if decision:
@@ -35,6 +38,8 @@ def render_status(state: RuntimeState, now: float | None = None) -> str:
         lines.append(f"last scaling: {change}, {age:.0f}s ago: {decision.get('reason')}")
     else:
         lines.append("last scaling: none yet")
+    if state.console_url:
+        lines.append(f"console: {state.console_url}")
     for deviation in state.deviations:
         lines.append(f"note: {deviation}")
     return "\n".join(lines)

@@ -27,15 +27,27 @@ class StateError(RuntimeError):
 class Tokens:
     admin: str
     upload: str
+    console: str = ""
+    """What people sign in to the console with."""
 
 
 def load_or_create_tokens(state_dir: Path) -> Tokens:
     path = state_dir / TOKENS_FILE
     if path.exists():
         data = json.loads(path.read_text())
-        return Tokens(admin=data["admin"], upload=data["upload"])
+        tokens = Tokens(admin=data["admin"], upload=data["upload"], console=data.get("console", ""))
+        if tokens.console:
+            return tokens
+        # A state dir from before the console: add its token, keep the others.
+        tokens = Tokens(admin=tokens.admin, upload=tokens.upload, console=secrets.token_urlsafe(24))
+        fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=".tokens-")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(asdict(tokens), handle)
+        os.replace(tmp, path)
+        return tokens
     state_dir.mkdir(parents=True, exist_ok=True)
-    tokens = Tokens(admin=secrets.token_urlsafe(24), upload=secrets.token_urlsafe(24))
+    tokens = Tokens(admin=secrets.token_urlsafe(24), upload=secrets.token_urlsafe(24),
+                    console=secrets.token_urlsafe(24))  # fmt: skip
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(asdict(tokens), handle)
@@ -51,6 +63,9 @@ class EdgeState:
     state: str
     """starting, ready, restarting or stopped."""
     restarts: int = 0
+    balancer: str = ""
+    """How the balancer (HAProxy) sees it: UP, DOWN, MAINT, ... and its last health check; filled in live
+    by ``edgefleet status``."""
 
 
 @dataclass
@@ -66,6 +81,8 @@ class RuntimeState:
     metrics: dict[str, float | None] = field(default_factory=dict)
     last_decision: dict[str, Any] | None = None
     deviations: list[str] = field(default_factory=list)
+    console_url: str | None = None
+    """The web console, when spec.console.enabled."""
     processes: dict[str, int] = field(default_factory=dict)
     """Name -> pid of every child process (origin, balancer, edges, redis, prometheus)."""
     updated_at: float = 0.0

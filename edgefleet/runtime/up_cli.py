@@ -22,8 +22,8 @@ from edgefleet.logs import configure_logging
 
 from .autoscaling import LocalAutoscaler
 from .fleet import LocalFleet
-from .plan import LocalPlan, make_plan
-from .processes import ProcessStartError
+from .plan import LocalPlan, console_command, make_plan
+from .processes import ManagedProcess, ProcessStartError, wait_http_ok
 from .prometheus import LocalPrometheus, prometheus_binary
 from .screen import render_status
 from .state import RuntimeState, clear_runtime, load_or_create_tokens, write_runtime
@@ -63,6 +63,7 @@ class Runtime:
         self.fleet: LocalFleet | None = None
         self.prometheus: LocalPrometheus | None = None
         self.autoscaler: LocalAutoscaler | None = None
+        self.console: ManagedProcess | None = None
         self.stopping = asyncio.Event()
 
     def state(self) -> RuntimeState:
@@ -80,6 +81,7 @@ class Runtime:
             metrics=autoscaler.last_metrics if autoscaler else {},
             last_decision=autoscaler.last_change if autoscaler else None,
             deviations=[f"{d.field}: {d.message}" for d in self.plan.deviations],
+            console_url=self.console_url,
             processes=self._pids(),
             updated_at=time.time(),
         )
@@ -94,14 +96,32 @@ class Runtime:
             pids["prometheus"] = self.prometheus.process.pid
         if self.redis is not None and self.redis.pid:
             pids["redis"] = self.redis.pid
+        if self.console is not None and self.console.pid:
+            pids["console"] = self.console.pid
         return pids
+
+    @property
+    def console_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.plan.ports.console}" if self.console is not None else None
+
+    async def start_console(self) -> None:
+        """The web console (spec.console.enabled); its tokens go by environment, never on the command line."""
+        assert self.fleet is not None
+        prometheus = self.prometheus.url if self.prometheus else None
+        command = console_command(self.plan, self.redis_url, self.fleet.balancer_url, self.fleet.origin_url, prometheus)
+        env = {"EDGEFLEET_CONSOLE_TOKEN": self.tokens.console, "EDGEFLEET_UPLOAD_TOKEN": self.tokens.upload,
+               "EDGEFLEET_ADMIN_TOKEN": self.tokens.admin}  # fmt: skip
+        self.console = ManagedProcess("console", command, self.plan.state_dir / "logs" / "console.log", env)
+        self.console.start()
+        await wait_http_ok(self.console, f"{self.console_url}/healthz", 60.0)
+        logger.info("Started console at %s", self.console_url)
 
     async def start(self) -> None:
         if not self.redis_url:
             self.redis = EmbeddedRedis(data_dir=self.plan.state_dir / "redis", port=self.plan.ports.redis)
             await asyncio.to_thread(self.redis.start)
             self.redis_url = self.redis.url
-        self.fleet = LocalFleet(self.plan, self.redis_url, self.tokens)
+        self.fleet = LocalFleet(self.plan, self.redis_url, self.tokens, self.redis)
         await self.fleet.start(self.plan.initial_edges)
         binary = None if self.args.no_prometheus else prometheus_binary()
         if binary is not None:
@@ -112,6 +132,8 @@ class Runtime:
                 f"127.0.0.1:{self.plan.ports.origin}", f"127.0.0.1:{self.plan.ports.balancer_admin}", self._targets()
             )
         self.autoscaler = LocalAutoscaler(self.plan, self.fleet, self.tokens, self.prometheus)
+        if self.plan.console_enabled:
+            await self.start_console()
         write_runtime(self.plan.state_dir, self.state())
 
     def _targets(self) -> list[tuple[str, str]]:
@@ -124,6 +146,10 @@ class Runtime:
         last_draw = 0.0
         while not self.stopping.is_set():
             restarted = await self.fleet.supervise_once()
+            if self.console is not None and not self.console.alive():
+                logger.warning("Restarting console (exited):\n%s", self.console.log_tail(5))
+                self.console.restarts += 1
+                self.console.start()
             if restarted and self.prometheus is not None:
                 self.prometheus.write_targets(self._targets())
             if self.plan.autoscaling_enabled and time.monotonic() >= next_scale:
@@ -148,6 +174,8 @@ class Runtime:
                 await asyncio.wait_for(self.stopping.wait(), timeout=0.5)
 
     def stop(self) -> None:
+        if self.console is not None:
+            self.console.stop()
         if self.fleet is not None:
             self.fleet.stop()
         if self.prometheus is not None:
@@ -169,13 +197,20 @@ async def _main(args: argparse.Namespace) -> int:
     try:
         await runtime.start()
         assert runtime.fleet is not None
+        metrics = runtime.prometheus.url if runtime.prometheus else "scraped directly from the edges"
+        console = (
+            f'  console        {runtime.console_url}  (token: "console" in {plan.state_dir / "tokens.json"})\n'
+            if runtime.console_url
+            else ""
+        )
         print(
             f"edgefleet is up: {plan.cluster}\n"
             f"  shop traffic   {runtime.fleet.balancer_url}/assets/<key>\n"
             f"  upload         PUT {runtime.fleet.origin_url}/api/files/<key>"
             f"  (Authorization: Bearer {runtime.tokens.upload})\n"
             f"  admin token    {runtime.tokens.admin}\n"
-            f"  metrics        {runtime.prometheus.url if runtime.prometheus else 'scraped directly from the edges'}\n"
+            f"{console}"
+            f"  metrics        {metrics}\n"
             f"  state          {plan.state_dir}   (Ctrl-C stops everything)",
             flush=True,
         )

@@ -11,7 +11,7 @@ from typing import Any
 from edgefleet.api import CdnCluster
 
 from .apply import Applied, Applier, ApplyError
-from .render import RenderOptions, edge_selector_string, name_of, render, tokens_secret
+from .render import RenderOptions, console_token_secret, edge_selector_string, name_of, render, tokens_secret
 from .status import Replicas, fleet_conditions, replicas_of
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,9 @@ def check_references(applier: Applier, cluster: CdnCluster) -> None:
     if s3 is not None:
         secret = s3.credentials_secret
         needed.append((secret.name, (secret.access_key_key, secret.secret_key_key), "spec.origin.storage.s3"))
+    console = cluster.spec.console.token_secret
+    if cluster.spec.console.enabled and console is not None:
+        needed.append((console.name, (console.key,), "spec.console.tokenSecret"))
     upload = cluster.spec.origin.upload_token_secret
     if upload is not None:
         needed.append((upload.name, (upload.key,), "spec.origin.uploadTokenSecret"))
@@ -75,6 +78,11 @@ def reconcile(body: Mapping[str, Any], applier: Applier, options: RenderOptions,
         if applier.ensure_secret(tokens_secret(cluster), cluster.metadata.namespace,
                                  ("admin-token", "upload-token"), owner_reference(body)):  # fmt: skip
             event("Normal", "Created", f"Created Secret {tokens_secret(cluster)}")
+        generate_console_token = cluster.spec.console.enabled and cluster.spec.console.token_secret is None
+        if generate_console_token and applier.ensure_secret(
+            console_token_secret(cluster), cluster.metadata.namespace, ("console-token",), owner_reference(body)
+        ):
+            event("Normal", "Created", f"Created Secret {console_token_secret(cluster)}")
         monitor = applier.has_kind("monitoring.coreos.com/v1", "ServiceMonitor")
         manifests = render(cluster, RenderOptions(options.image, options.redis_image, service_monitor=monitor))
         applied = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ Manifest = dict[str, Any]
 MANAGED_BY = "edgefleet-operator"
 CONFIG_HASH = "cdn.edgefleet.io/config-hash"
 EDGE_PORT, ADMIN_PORT, ORIGIN_PORT, REDIS_PORT = 8080, 9090, 8081, 6379
+CONSOLE_PORT = 8082
 RUN_AS = 10001
 
 
@@ -43,6 +45,11 @@ def name_of(cluster: CdnCluster, component: str | None = None) -> str:
 
 def tokens_secret(cluster: CdnCluster) -> str:
     return name_of(cluster, "tokens")
+
+
+def console_token_secret(cluster: CdnCluster) -> str:
+    """The Secret the operator generates for the console token when spec.console.tokenSecret is unset."""
+    return name_of(cluster, "console-token")
 
 
 def bus_cluster(cluster: CdnCluster) -> str:
@@ -302,7 +309,7 @@ def _edges(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     # Only when they differ from the edge's defaults, so existing manifests render exactly as before.
     if edge.workers > 1:
         args.append(f"--workers={edge.workers}")
-    if edge.cache.policy != "s3fifo-sa":
+    if edge.cache.policy != "s3fifo-gdsf":
         args.append(f"--cache-policy={edge.cache.policy}")
     env = [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}, *_token_env(cluster),
            *_bus_env(cluster)]  # fmt: skip
@@ -358,11 +365,27 @@ def _edges(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     ]
 
 
+HAPROXY_BINARY = "/usr/sbin/haproxy"
+"""Where Debian's haproxy package puts HAProxy in the image; the balancer runs it as its child."""
+
+
+def haproxy_threads(resources: Resources | None) -> int | None:
+    """HAProxy starts a thread per CPU of the *node* unless told: one per whole CPU of the limit instead."""
+    cpu = resources.limits.cpu if resources is not None and resources.limits is not None else None
+    if cpu is None:
+        return None
+    cores = float(cpu[:-1]) / 1000 if cpu.endswith("m") else float(cpu)
+    return max(1, math.ceil(cores))
+
+
 def _balancer(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     spec = cluster.spec.balancer
     account = name_of(cluster, "balancer")
+    threads = haproxy_threads(spec.resources)
     args = [
         "balancer",
+        f"--haproxy={HAPROXY_BINARY}",
+        *([f"--haproxy-threads={threads}"] if threads is not None else []),
         f"--listen=0.0.0.0:{EDGE_PORT}",
         f"--admin-listen=0.0.0.0:{ADMIN_PORT}",
         f"--kubernetes-service={cluster.metadata.namespace}/{name_of(cluster, 'edge')}",
@@ -439,23 +462,123 @@ def _balancer(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
 
 
 def _redis(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
+    persistence = cluster.spec.purge_bus.persistence
+    # The append-only file fsynced as asked: with "always" no purge reported published is lost in a crash.
+    args = ["--appendonly", "yes", "--appendfsync", persistence.fsync, "--dir", "/data", "--protected-mode", "no",
+            "--save", ""]  # fmt: skip
     container: dict[str, Any] = {"name": "redis", "image": options.redis_image or options.image}
     if options.redis_image is None:
         container["command"] = ["/usr/bin/redis-server"]
     container |= {
-        "args": ["--appendonly", "yes", "--dir", "/data", "--protected-mode", "no", "--save", ""],
+        "args": args,
         "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
         "readinessProbe": {"tcpSocket": {"port": REDIS_PORT}, "periodSeconds": 5},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
         "volumeMounts": [{"name": "data", "mountPath": "/data"}],
     }
-    deployment = _deployment(cluster, "redis", 1, container, {"args": container["args"]},
-                             volumes=[{"name": "data", "emptyDir": {}}])  # fmt: skip
-    if options.redis_image is not None:
+    claim_name = name_of(cluster, "redis-data")
+    data: dict[str, Any] = (
+        {"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}
+        if persistence.enabled
+        else {"name": "data", "emptyDir": {}}
+    )
+    deployment = _deployment(cluster, "redis", 1, container, {"args": container["args"]}, volumes=[data])
+    if options.redis_image is not None:  # the official image's redis user is 999; run as it rather than root
         pod = deployment["spec"]["template"]["spec"]
         pod["securityContext"] = {**POD_SECURITY, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999}
+    deployment["spec"]["strategy"] = {"type": "Recreate"}  # one writer of the append-only file at a time
+    manifests = [deployment, _service(cluster, "redis", [("redis", REDIS_PORT, REDIS_PORT)])]
+    if persistence.enabled:
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": persistence.size}},
+        }
+        if persistence.storage_class_name is not None:
+            claim_spec["storageClassName"] = persistence.storage_class_name
+        manifests.append({
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": _metadata(cluster, claim_name, "redis"),
+            "spec": claim_spec,
+        })  # fmt: skip
+    return manifests
+
+
+def _console(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
+    """The web console: one pod (sessions live in its memory), its own Service, and a ServiceAccount without
+    any API permissions or token: it finds the edges through the headless edge Service's DNS records."""
+    spec, namespace = cluster.spec.console, cluster.metadata.namespace
+    account = name_of(cluster, "console")
+    images = cluster.spec.origin.images
+    prometheus = spec.prometheus_url or cluster.spec.autoscaling.prometheus_url
+    balancer_port = cluster.spec.balancer.service.port
+    args = [
+        "console",
+        f"--listen=0.0.0.0:{CONSOLE_PORT}",
+        f"--origin=http://{name_of(cluster, 'origin')}:{ORIGIN_PORT}",
+        f"--fleet=http://{name_of(cluster)}" + (f":{balancer_port}" if balancer_port != 80 else ""),
+        f"--redis={bus_url(cluster)}",
+        f"--cluster={bus_cluster(cluster)}",
+        f"--edges-dns={name_of(cluster, 'edge')}.{namespace}.svc",
+        f"--edge-admin-port={ADMIN_PORT}",
+        f"--widths={','.join(str(w) for w in images.widths)}",
+        f"--formats={','.join(images.formats)}",
+        "--log-format=json",
+    ]
+    if prometheus:
+        args.append(f"--prometheus-url={prometheus}")
+    if spec.secure_cookies:
+        args.append("--secure-cookies")
+    token = spec.token_secret
+    upload = cluster.spec.origin.upload_token_secret
+    env = [
+        _secret_env("EDGEFLEET_CONSOLE_TOKEN", token.name, token.key)
+        if token is not None
+        else _secret_env("EDGEFLEET_CONSOLE_TOKEN", console_token_secret(cluster), "console-token"),
+        _secret_env("EDGEFLEET_UPLOAD_TOKEN", upload.name, upload.key)
+        if upload is not None
+        else _secret_env("EDGEFLEET_UPLOAD_TOKEN", tokens_secret(cluster), "upload-token"),
+        *_token_env(cluster),
+        *_bus_env(cluster),
+    ]
+    container = {
+        "name": "console",
+        "image": options.image,
+        # Every edgefleet image carries the whole CLI; the subcommand is the first argument.
+        "command": ["edgefleet"],
+        "args": args,
+        "env": env,
+        "ports": [{"name": "http", "containerPort": CONSOLE_PORT, "protocol": "TCP"}],
+        "readinessProbe": _probe("/healthz", CONSOLE_PORT),
+        "livenessProbe": _probe("/healthz", CONSOLE_PORT, 10),
+        "resources": _resources(spec.resources, "50m", "96Mi"),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    deployment = _deployment(cluster, "console", 1, container, {"args": args, "env": env},
+                             volumes=[{"name": "tmp", "emptyDir": {}}], service_account=account)  # fmt: skip
+    deployment["spec"]["template"]["spec"]["automountServiceAccountToken"] = False
     deployment["spec"]["strategy"] = {"type": "Recreate"}
-    return [deployment, _service(cluster, "redis", [("redis", REDIS_PORT, REDIS_PORT)])]
+    service_spec: dict[str, Any] = {"type": spec.service.type}
+    ports: list[dict[str, Any]] = [
+        {"name": "http", "port": spec.service.port, "targetPort": CONSOLE_PORT, "protocol": "TCP"}
+    ]
+    if spec.service.node_port is not None and spec.service.type != "ClusterIP":
+        ports[0]["nodePort"] = spec.service.node_port
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _metadata(cluster, account, "console"),
+            "automountServiceAccountToken": False,
+        },
+        deployment,
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": _metadata(cluster, account, "console"),
+            "spec": {"selector": selector(cluster, "console"), "ports": ports, **service_spec},
+        },
+    ]
 
 
 def _service_monitor(cluster: CdnCluster) -> Manifest:
@@ -483,6 +606,8 @@ def render(cluster: CdnCluster, options: RenderOptions = RenderOptions()) -> lis
     manifests += _origin(cluster, options)
     manifests += _edges(cluster, options)
     manifests += _balancer(cluster, options)
+    if cluster.spec.console.enabled:
+        manifests += _console(cluster, options)
     if options.service_monitor:
         manifests.append(_service_monitor(cluster))
     return manifests

@@ -42,6 +42,25 @@ async def error_boundary(request: web.Request, handler: Handler) -> web.StreamRe
         return error_response(exc)
 
 
+EDGE_VIA_MARK = "(edgefleet)"
+"""Every edge names itself in the ``Via`` header it sends the origin (``1.1 <edge> (edgefleet)``)."""
+PRIVATE_PREFIXES = ("/metrics", "/api/")
+
+
+def forwarded_by_an_edge(request: web.Request) -> bool:
+    return any(EDGE_VIA_MARK in via for via in request.headers.getall("Via", ()))
+
+
+@web.middleware
+async def data_path_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Metrics and the upload/admin API are not for shoppers: a request an edge forwarded (anything that came
+    through the public balancer) is answered 404 for them, as if they did not exist. Clients can add a ``Via``
+    header but cannot remove the one the edge adds."""
+    if request.path.startswith(PRIVATE_PREFIXES) and forwarded_by_an_edge(request):
+        return web.json_response({"error": "not found", "status": 404}, status=404)
+    return await handler(request)
+
+
 @web.middleware
 async def request_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = context_of(request).metrics
@@ -70,7 +89,9 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     ctx = context_of(request)
     await ctx.storage.check()  # StorageError -> 503 through the error boundary
-    return web.Response(text="ready\n")
+    # Unpublished changes do not stop the origin serving (the bus is not needed for that): ready, and says so.
+    waiting = ctx.notifier.backlog().describe()
+    return web.Response(text=f"ready; {waiting}\n" if waiting else "ready\n")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -80,15 +101,20 @@ async def metrics(request: web.Request) -> web.Response:
     return response
 
 
-def build_app(context: OriginContext) -> web.Application:
+def build_app(context: OriginContext, *, data: bool = True, admin: bool = True) -> web.Application:
+    """The data routes (``/assets``), the admin routes (``/metrics``, ``/api``), or both; health on each."""
     # Upload bodies are streamed (request.content), so client_max_size only bounds webhook bodies.
-    app = web.Application(middlewares=[request_metrics, error_boundary], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[data_path_guard, request_metrics, error_boundary], client_max_size=1024 * 1024)
     app[CONTEXT] = context
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    if data:
+        app.router.add_get("/assets/{key:.+}", assets.serve_asset)  # add_get also routes HEAD
+    if not admin:
+        return app
     app.router.add_get("/metrics", metrics)
-    app.router.add_get("/assets/{key:.+}", assets.serve_asset)  # add_get also routes HEAD
     app.router.add_get("/api/files", upload_api.list_files)
+    app.router.add_get("/api/outbox", upload_api.outbox)
     app.router.add_get("/api/files/{key:.+}/upload-url", upload_api.upload_url)
     app.router.add_put("/api/files/{key:.+}", upload_api.put_file)
     app.router.add_delete("/api/files/{key:.+}", upload_api.delete_file)

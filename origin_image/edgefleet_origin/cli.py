@@ -20,6 +20,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_flag(parser, "--listen", type=host_port, default=("0.0.0.0", 8081), help="HOST:PORT to serve on")
     add_flag(
         parser,
+        "--admin-listen",
+        type=host_port,
+        default=None,
+        help="HOST:PORT for /metrics and the /api routes (unset: on --listen, refused to requests an edge forwards)",
+    )
+    add_flag(
+        parser,
         "--storage",
         default="file:origin-data",
         help="file:///DIR, or s3://BUCKET?endpoint=URL&secure=false&region=R "
@@ -48,6 +55,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--variant-cache-dir",
         default=os.path.join(tempfile.gettempdir(), "edgefleet-variants"),
         help="where generated variants (and S3 upload staging) live; a volume or tmpfs",
+    )
+    add_flag(
+        parser,
+        "--outbox-dir",
+        default="",
+        help="where object changes wait while the purge bus is down (default: .outbox in file storage, "
+        "else under --variant-cache-dir; give S3 origins a persistent volume)",
     )
     add_flag(parser, "--variant-cache-size", type=size, default=1 << 30, help="variant cache budget (e.g. 1Gi)")
     add_flag(parser, "--max-upload-size", type=size, default=100 * 1024 * 1024, help="largest upload (e.g. 100Mi)")

@@ -6,6 +6,7 @@ touches only the two paths it is given.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,11 @@ def render_variant(source: str, target: str, width: int | None, fmt: ImageFormat
                 image = ImageOps.exif_transpose(opened)
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageRejected(f"image rejected as a decompression bomb: {exc}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageRejected(f"image could not be decoded: {exc}") from None
+        raise ImageRejected(f"image rejected as a decompression bomb: {without_paths(exc)}") from None
+    except UnidentifiedImageError:
+        raise ImageRejected("image could not be decoded: not an image format this origin reads") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageRejected(f"image could not be decoded: {without_paths(exc)}") from None
     if width is not None and width < image.width:
         height = max(1, round(image.height * width / image.width))
         image = image.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
@@ -68,6 +71,18 @@ def render_variant(source: str, target: str, width: int | None, fmt: ImageFormat
         options["icc_profile"] = icc
     image.save(target, fmt.pillow_name, **options)
     return Rendered(image.width, image.height, Path(target).stat().st_size)
+
+
+_PATH = re.compile(r"""(?<![\w.])['"]?(?:[A-Za-z]:)?[/\\][^\s'"]*['"]?""")
+
+
+def without_paths(exc: BaseException) -> str:
+    """The exception's message with file paths taken out: clients see why, never where on the server.
+
+    Pillow and the OS name the file they read (``cannot identify image file '/srv/...'``).
+    """
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror and exc.filename else str(exc)
+    return _PATH.sub("(file)", text).strip() or type(exc).__name__
 
 
 def _draft_size(size: tuple[int, int], width: int | None) -> tuple[int, int]:

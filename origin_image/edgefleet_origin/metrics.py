@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from edgefleet import metric_names as names
 
@@ -31,4 +31,14 @@ class OriginMetrics:
         )
         self.storage_errors = Counter(
             names.ORIGIN_STORAGE_ERRORS, "Storage backend failures", ["operation"], registry=self.registry
+        )
+        self.outbox_pending = Gauge(
+            names.ORIGIN_OUTBOX_PENDING,
+            "Object changes stored but not yet published to the purge bus",
+            registry=self.registry,
+        )
+        self.outbox_published = Counter(
+            names.ORIGIN_OUTBOX_PUBLISHED,
+            "Object changes published to the purge bus through the outbox",
+            registry=self.registry,
         )

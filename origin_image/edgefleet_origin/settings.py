@@ -32,6 +32,8 @@ StorageLocation = FileLocation | S3Location
 class OriginSettings:
     storage: StorageLocation
     listen: tuple[str, int] = ("127.0.0.1", 8081)
+    admin_listen: tuple[str, int] | None = None
+    """When set, ``/metrics`` and the ``/api`` routes are served there and not on ``listen``."""
     upload_token: str | None = field(default=None, repr=False)
     webhook_token: str | None = field(default=None, repr=False)
     redis_url: str | None = field(default=None, repr=False)
@@ -43,11 +45,24 @@ class OriginSettings:
     max_pixels: int = 50_000_000
     variant_cache_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()) / "edgefleet-variants")
     variant_cache_size: int = 1 << 30
+    outbox_dir: Path | None = None
+    """Where unpublished object changes wait for the bus (default: see ``outbox_path``)."""
     max_upload_size: int = 100 * 1024 * 1024
     image_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     presign_expiry: int = 900
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+
+
+def outbox_path(settings: OriginSettings) -> Path:
+    """The outbox directory: ``--outbox-dir``, else ``.outbox`` inside a filesystem store (as durable as the
+    objects it describes; keys cannot start with a dot, so it never meets one), else ``outbox`` under the
+    variant cache directory (S3: give ``--outbox-dir`` a persistent volume)."""
+    if settings.outbox_dir is not None:
+        return settings.outbox_dir
+    if isinstance(settings.storage, FileLocation):
+        return settings.storage.root / ".outbox"
+    return settings.variant_cache_dir / "outbox"
 
 
 def parse_storage(url: str, environ: Mapping[str, str]) -> StorageLocation:
@@ -162,6 +177,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
     return OriginSettings(
         storage=parse_storage(args.storage, _with_key_files(args, environ)),
         listen=args.listen,
+        admin_listen=getattr(args, "admin_listen", None) or None,
         upload_token=upload_token or None,
         webhook_token=webhook_token or upload_token or None,
         redis_url=args.redis or None,
@@ -173,6 +189,7 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str]) -> 
         max_pixels=args.max_pixels,
         variant_cache_dir=variant_cache_dir,
         variant_cache_size=args.variant_cache_size,
+        outbox_dir=Path(args.outbox_dir) if getattr(args, "outbox_dir", None) else None,
         max_upload_size=args.max_upload_size,
         image_workers=args.image_workers,
         presign_expiry=int(args.presign_expiry),

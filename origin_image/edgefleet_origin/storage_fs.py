@@ -76,7 +76,7 @@ class FileStorage:
     async def check(self) -> None:
         def probe() -> None:
             if not self.root.is_dir() or not os.access(self.staging_dir, os.W_OK):
-                raise StorageError(f"{self.root} is not a writable directory", operation="check")
+                raise StorageError("the storage directory is not writable", operation="check")
 
         await asyncio.to_thread(probe)
 

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from edgefleet_origin.auth import require_bearer
 from edgefleet_origin.caching import asset_path, http_date, path_surrogate_key
-from edgefleet_origin.change_events import Change
+from edgefleet_origin.change_events import Change, Notified
 from edgefleet_origin.context import OriginContext, context_of
 from edgefleet_origin.errors import BadRequest, InvalidKey, ObjectNotFound, PayloadTooLarge
 from edgefleet_origin.keys import validate_key, validate_prefix
@@ -91,9 +91,9 @@ async def put_file(request: web.Request) -> web.Response:
     info = await ctx.storage.put(key, staged, meta)
     ctx.recent_writes.remember(key, info.etag)
     await ctx.variant_cache.forget(key)
-    published = await ctx.notifier.notify(Change.REPLACED if existed else Change.CREATED, key)
+    notified = await ctx.notifier.notify(Change.REPLACED if existed else Change.CREATED, key)
     log.info("%s object %s (%d bytes)", "Replaced" if existed else "Created", key, info.size)
-    body = describe(info) | {"replaced": existed, "event_published": published}
+    body = describe(info) | {"replaced": existed} | publication(notified)
     return web.json_response(body, status=200 if existed else 201, headers={"ETag": quote_etag(info.etag)})
 
 
@@ -105,9 +105,26 @@ async def delete_file(request: web.Request) -> web.Response:
     await ctx.storage.delete(key)
     ctx.recent_writes.remember(key, None)
     await ctx.variant_cache.forget(key)
-    published = await ctx.notifier.notify(Change.DELETED, key)
+    notified = await ctx.notifier.notify(Change.DELETED, key)
     log.info("Deleted object %s", key)
-    return web.json_response({"key": key, "deleted": True, "event_published": published})
+    return web.json_response({"key": key, "deleted": True} | publication(notified))
+
+
+def publication(notified: Notified) -> dict[str, object]:
+    """``event_published``, and when false the ``outbox_entry`` that will be published when the bus returns."""
+    body: dict[str, object] = {"event_published": notified.published}
+    if notified.outbox_entry is not None:
+        body["outbox_entry"] = notified.outbox_entry
+    return body
+
+
+async def outbox(request: web.Request) -> web.Response:
+    """Changes stored but not yet published (``edgefleet upload --wait`` polls this)."""
+    ctx = context_of(request)
+    require_bearer(request, ctx.settings.upload_token, UPLOAD_API)
+    backlog = ctx.notifier.backlog()
+    pending = await ctx.notifier.pending_entries()
+    return web.json_response({"pending": pending, "last_error": backlog.last_error})
 
 
 async def list_files(request: web.Request) -> web.Response:
@@ -153,7 +170,7 @@ async def minio_webhook(request: web.Request) -> web.Response:
             log.debug("Skipped bucket event %s for %s: this origin made that change", event.change.value, key)
             continue
         await ctx.variant_cache.forget(key)
-        published = await ctx.notifier.notify(event.change, key) and published
+        published = (await ctx.notifier.notify(event.change, key)).published and published
         handled += 1
         log.info("Handled bucket event %s for %s (purge key %s)", event.change.value, key, path_surrogate_key(key))
     return web.json_response({"handled": handled, "event_published": published})

@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from edgefleet.cache_key import accepted_image_types
 from edgefleet_origin.errors import BadRequest
 
 
@@ -87,32 +88,11 @@ def select_variant(
     negotiable = [f for f in config.formats if f in NEGOTIATED]
     if not negotiable:
         return VariantSpec(width, source, negotiated=False)
-    accepted = accepted_image_types(accept)
+    accepted = accepted_image_types(accept)  # the edge puts requests in Vary classes with this same function
     for fmt in negotiable:
         if fmt.content_type in accepted:
             return VariantSpec(width, fmt, negotiated=True)
     return VariantSpec(width, source, negotiated=True)
-
-
-def accepted_image_types(accept: str | None) -> set[str]:
-    """Media types named explicitly in Accept with q > 0. Wildcards do not count: ``*/*`` does not
-    promise AVIF support, and browsers that decode AVIF or WebP say so explicitly."""
-    if not accept:
-        return set()
-    types: set[str] = set()
-    for item in accept.split(","):
-        media, *params = (p.strip() for p in item.split(";"))
-        quality = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0 and media:
-            types.add(media.lower())
-    return types
 
 
 def variant_key(object_key: str, source_etag: str, spec: VariantSpec, quality_version: str) -> str:

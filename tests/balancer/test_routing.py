@@ -1,178 +1,97 @@
-"""The balancer over real HTTP on loopback, in front of stub edges that answer with their own name."""
+"""Cache affinity through HAProxy over real HTTP: owners, spread, growth, headers, the target as sent."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
-import aiohttp
-import pytest
-import redis.asyncio as aioredis
-from aiohttp import web
-from edgefleet_balancer.ring import owners
-from edgefleet_balancer.server import Balancer, BalancerSettings
-
-from edgefleet.bus import PurgeBus, WarmMessage
-from edgefleet.embedded_redis import free_port
-
-TOKEN = "test-admin-token"
-DEADLINE = 15.0
+from tests.balancer.harness import Setup, eventually, running
 
 
-async def eventually(probe: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not probe():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
+async def owners(s: Setup, paths: list[str], concurrency: int = 1) -> dict[str, str]:
+    """Which edge answered each path (from X-Edge), asking through the balancer.
+
+    One request at a time: with several in flight, the bounded load (hash-balance-factor) may send a
+    request past a momentarily busier owner, which is its job but not what these tests measure."""
+    result: dict[str, str] = {}
+    queue = list(paths)
+
+    async def worker() -> None:
+        while queue:
+            path = queue.pop()
+            status, edge = await s.get(path)
+            assert status == 200
+            result[path] = edge
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return result
 
 
-@dataclass
-class StubEdge:
-    name: str
-    port: int
-    seen: list[tuple[str, str]] = field(default_factory=list)
-    bodies: list[int] = field(default_factory=list)
-    hold: asyncio.Event | None = None
-    runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> None:
-        async def handle(request: web.Request) -> web.StreamResponse:
-            if request.path == "/healthz":
-                return web.Response(text="ok")
-            self.seen.append((request.method, request.path_qs))
-            self.bodies.append(len(await request.read()))
-            if self.hold is not None:
-                await self.hold.wait()
-            return web.Response(text=f"served by {self.name}", headers={"X-Cache": "HIT"})
-
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-
-
-@dataclass
-class Setup:
-    balancer: Balancer
-    edges: dict[str, StubEdge]
-    session: aiohttp.ClientSession
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.balancer.data_port}"
-
-    @property
-    def admin(self) -> str:
-        return f"http://127.0.0.1:{self.balancer.admin_port}"
-
-    async def get(self, path: str, method: str = "GET") -> tuple[int, str]:
-        async with self.session.request(method, self.url + path) as response:
-            await response.read()
-            return response.status, response.headers.get("X-Edge", "")
-
-
-async def make_setup(redis_url: str | None = None, load_factor: float = 1.25) -> Setup:
-    edges = {f"edge-{i}": StubEdge(f"edge-{i}", free_port()) for i in range(3)}
-    for edge in edges.values():
-        await edge.start()
-    balancer = Balancer(
-        BalancerSettings(
-            listen=("127.0.0.1", 0), admin_listen=("127.0.0.1", 0), admin_token=TOKEN,
-            edges=tuple((e.name, e.url, None) for e in edges.values()), load_factor=load_factor,
-            redis=redis_url, cluster="shop", name="b-1",
-        )
-    )  # fmt: skip
-    await balancer.start()
-    return Setup(balancer, edges, aiohttp.ClientSession())
-
-
-@pytest.fixture
-async def setup() -> AsyncIterator[Setup]:
-    s = await make_setup()
-    yield s
-    await s.session.close()
-    await s.balancer.stop()
-    for edge in s.edges.values():
-        await edge.stop()
-
-
-async def test_each_key_is_served_by_its_owner_edge(setup: Setup) -> None:
-    members = list(setup.edges)
-    for i in range(30):
+async def test_a_key_always_lands_on_the_same_edge(setup: Setup) -> None:
+    for i in range(20):
         path = f"/assets/p-{i}.jpg?w=320"
-        statuses = {await setup.get(path) for _ in range(3)}
-        assert statuses == {(200, owners(path, members)[0])}
+        answers = {await setup.get(path) for _ in range(3)}
+        assert len(answers) == 1, answers
+        ((status, owner),) = answers
+        assert status == 200
+        served = {name: sum(1 for _, p in edge.seen if p == path) for name, edge in setup.edges.items()}
+        assert served == {name: 3 if name == owner else 0 for name in setup.edges}, "X-Edge names who served it"
 
 
-async def test_query_normalisation_keeps_tracking_parameters_out_of_the_key(setup: Setup) -> None:
-    plain = await setup.get("/assets/x.jpg?w=320&format=webp")
-    tracked = await setup.get("/assets/x.jpg?format=webp&utm_source=mail&w=320")
-    assert plain == tracked
+async def test_keys_spread_evenly_and_a_fifth_edge_takes_about_a_fifth_of_them() -> None:
+    async with running(5) as s:
+        four = [{"name": e.name, "url": e.url} for e in list(s.edges.values())[:4]]
+        assert await s.put_members(four) == 200
+        paths = [f"/assets/products/sku-{i:06d}.jpg?w=320" for i in range(10_000)]
+        before = await owners(s, paths)
+        counts = Counter(before.values())
+        mean = len(paths) / 4
+        print(f"busiest of 4 edges holds {max(counts.values()) / mean:.3f}x the mean: {dict(counts)}")
+        assert set(counts) == {"edge-0", "edge-1", "edge-2", "edge-3"}
+        assert max(counts.values()) <= 1.25 * mean
+
+        assert await s.put_members([*four, {"name": "edge-4", "url": s.edges["edge-4"].url}]) == 200
+        await eventually_up(s, 5)
+        sample = paths[:3000]
+        after = await owners(s, sample)
+        moved = [p for p in sample if after[p] != before[p]]
+        fraction = len(moved) / len(sample)
+        print(f"adding a fifth edge moved {fraction:.3f} of keys (ideal 0.200)")
+        assert 0.12 < fraction < 0.28
+        assert {after[p] for p in moved} == {"edge-4"}, "keys move only to the new edge"
 
 
-async def test_killed_edge_is_retried_ejected_and_readmitted(setup: Setup) -> None:
-    members = list(setup.edges)
-    victim = setup.edges["edge-1"]
-    paths = [f"/assets/item-{i}.jpg" for i in range(200)]
-    owned = [p for p in paths if owners(p, members)[0] == victim.name]
-    assert owned
-    await victim.stop()
-    results = [await setup.get(path) for path in owned]
-    errors = [r for r in results if r[0] != 200]
-    print(f"{len(errors)} errors over {len(owned)} requests for keys owned by the killed edge")
-    assert errors == [], "GETs are retried once on the next owner"
-    assert all(edge != victim.name for _, edge in results)
-    await eventually(lambda: not setup.balancer.membership.members[victim.name].healthy, "ejection")
-    await victim.start()
-    await eventually(lambda: setup.balancer.membership.members[victim.name].healthy, "re-admission")
-    assert (await setup.get(owned[0]))[1] == victim.name
+async def eventually_up(s: Setup, count: int) -> None:
+    async def ready() -> bool:
+        view = await s.view()
+        return len(view) == count and all(e["status"] == "UP" for e in view.values())
+
+    await eventually(ready, f"{count} edges up")
 
 
-async def test_unsafe_methods_are_never_retried(setup: Setup) -> None:
-    members = list(setup.edges)
-    victim = setup.edges["edge-2"]
-    path = next(f"/api/orders/{i}" for i in range(1000) if owners(f"/api/orders/{i}", members)[0] == victim.name)
-    await victim.stop()
-    status, _ = await setup.get(path, method="POST")
-    assert status == 502
-    assert not any(method == "POST" for edge in setup.edges.values() for method, _ in edge.seen)
+async def test_target_is_forwarded_exactly_as_received(setup: Setup) -> None:
+    raw = "/assets/a%3Fb%23c/%2e%2e/%2E%2E/x%2Fy.jpg?q=%2e%2e&w=%3F"
+    reader, writer = await asyncio.open_connection("127.0.0.1", setup.balancer.data_port)
+    writer.write(f"GET {raw} HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert [path for edge in setup.edges.values() for _, path in edge.seen] == [raw]
 
 
-async def test_request_bodies_reach_the_owner_edge_intact(setup: Setup) -> None:
-    path = "/api/cart/items"
-    owner = owners(path, list(setup.edges))[0]
-    async with setup.session.post(setup.url + path, data=b"x" * 1_000_000) as response:
-        assert response.status == 200 and response.headers["X-Edge"] == owner
-    assert setup.edges[owner].bodies == [1_000_000]
+async def test_x_edge_names_the_edge_unless_disabled() -> None:
+    async with running(2, x_edge=False) as s:
+        status, edge = await s.get("/assets/a.jpg")
+        assert status == 200 and edge == ""
+        assert sum(len(e.seen) for e in s.edges.values()) == 1
 
 
-async def test_hot_key_beyond_the_bound_spills_to_the_second_owner(setup: Setup) -> None:
-    members = list(setup.edges)
-    path = "/assets/flash-sale/hero.jpg"
-    first, second, third = owners(path, members)[:3]
-    setup.edges[first].hold = asyncio.Event()
-    pending = [asyncio.create_task(setup.get(path)) for _ in range(12)]
-    await eventually(lambda: len(setup.edges[first].seen) >= 1, "the owner to receive requests")
-    await eventually(lambda: sum(1 for t in pending if t.done()) >= 1, "spilled requests to finish")
-    setup.edges[first].hold.set()
-    served = Counter(edge for _, edge in await asyncio.gather(*pending))
-    assert served[first] >= 1
-    assert served[second] >= 1, f"nothing spilled to the second owner: {served}"
-    assert served[second] >= served[third], f"spill follows rendezvous order, second owner first: {served}"
+async def test_no_member_edges_gives_503_and_not_ready(setup: Setup) -> None:
+    assert await setup.put_members([]) == 200
+    assert (await setup.get("/assets/a.jpg"))[0] == 503
+    async with setup.session.get(setup.admin + "/readyz", headers=setup.auth) as response:
+        assert response.status == 503
 
 
 async def test_membership_api_requires_the_admin_token(setup: Setup) -> None:
@@ -181,54 +100,19 @@ async def test_membership_api_requires_the_admin_token(setup: Setup) -> None:
         assert response.status == 401
     async with setup.session.put(setup.admin + "/members", json=body, headers={"Authorization": "Bearer x"}) as r:
         assert r.status == 403
-    assert "evil" not in setup.balancer.membership.members
+    assert "evil" not in await setup.view()
     async with setup.session.get(setup.admin + "/healthz") as response:
         assert response.status == 200
 
 
-async def test_membership_api_rejects_malformed_members(setup: Setup) -> None:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    for bad in ([{"url": "http://x"}], [{"name": "a", "url": "file:///etc/passwd"}], {"name": "a"}):
-        async with setup.session.put(setup.admin + "/members", json=bad, headers=headers) as response:
-            assert response.status == 400
-    assert set(setup.balancer.membership.members) == set(setup.edges)
-
-
-async def test_no_healthy_edge_gives_503_and_not_ready(setup: Setup) -> None:
-    headers = {"Authorization": f"Bearer {TOKEN}"}
-    async with setup.session.put(setup.admin + "/members", json=[], headers=headers) as response:
-        assert response.status == 200
-    assert (await setup.get("/assets/a.jpg"))[0] == 503
-    async with setup.session.get(setup.admin + "/readyz", headers=headers) as response:
-        assert response.status == 503
-
-
-async def test_warm_event_is_fetched_through_the_owner_edge(redis_url: str) -> None:
-    s = await make_setup(redis_url=redis_url)
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        path = "/assets/new-arrival.jpg"
-        owner = owners(path, list(s.edges))[0]
-        await eventually(lambda: bool(s.balancer._tasks), "the warm consumer")
-        consumer_ready = False
-
-        async def group_exists() -> bool:
-            groups = await client.xinfo_groups("edgefleet:shop:warm")
-            return bool(groups)
-
-        deadline = time.monotonic() + DEADLINE
-        while not consumer_ready and time.monotonic() < deadline:
-            try:
-                consumer_ready = await group_exists()
-            except aioredis.ResponseError:
-                await asyncio.sleep(0.02)
-        assert consumer_ready
-        await PurgeBus(client, "shop").publish_warm(WarmMessage(paths=(path,), issuer="test"))
-        await eventually(lambda: ("GET", path) in s.edges[owner].seen, "the owner edge to be asked for it")
-        assert all(("GET", path) not in e.seen for n, e in s.edges.items() if n != owner)
-    finally:
-        await client.aclose()
-        await s.session.close()
-        await s.balancer.stop()
-        for edge in s.edges.values():
-            await edge.stop()
+async def test_membership_api_rejects_malformed_members_and_keeps_the_old_ones(setup: Setup) -> None:
+    bad_lists = (
+        [{"url": "http://x"}],
+        [{"name": "a", "url": "file:///etc/passwd"}],
+        {"name": "a"},
+        [{"name": "a b", "url": "http://127.0.0.1:1"}],
+        [{"name": "a", "url": "http://127.0.0.1:1"}, {"name": "a", "url": "http://127.0.0.1:2"}],
+    )
+    for bad in bad_lists:
+        assert await setup.put_members(bad) == 400, bad  # type: ignore[arg-type]
+    assert set(await setup.view()) == set(setup.edges)

@@ -7,6 +7,7 @@ shop would live through them, and the last one stops the fleet with Ctrl-C and c
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -161,6 +162,17 @@ def test_fleet_starts_with_the_minimum_number_of_edges(fleet: Fleet) -> None:
     assert len(state.edges) == 2
     assert all(edge.state == "ready" for edge in state.edges)
     assert requests.get(state.balancer_url + "/assets/missing.jpg", timeout=10).status_code == 404
+
+
+def test_status_shows_each_edge_as_the_balancer_sees_it(fleet: Fleet) -> None:
+    def all_checked_up() -> bool:
+        # The JSON is the runtime state plus what status probed live (not_ready, purge_bus).
+        edges = json.loads(edgefleet("status", "--output", "json", state_dir=fleet.state_dir).stdout)["edges"]
+        return len(edges) == 2 and all(edge["balancer"] == "UP L7OK" for edge in edges)
+
+    eventually(all_checked_up, "status to show both edges up and passing the balancer's health check")
+    text = edgefleet("status", state_dir=fleet.state_dir).stdout
+    assert "BALANCER" in text and "UP L7OK" in text
 
 
 def test_latency_breach_under_load_starts_a_third_edge_that_joins_the_balancer(fleet: Fleet) -> None:

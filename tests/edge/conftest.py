@@ -79,9 +79,8 @@ class EdgeUnderTest:
 
 
 def settings_for(origin: OriginStub, *, cache_dir: Path | None = None, memory: int = 8 * 2**20,
-                 disk: int = 0, redis: str | None = None, name: str = "edge-t",
-                 server: str = "httptools") -> EdgeSettings:  # fmt: skip
-    return EdgeSettings(server=server,
+                 disk: int = 0, redis: str | None = None, name: str = "edge-t") -> EdgeSettings:  # fmt: skip
+    return EdgeSettings(
         listen=("127.0.0.1", 0), admin_listen=("127.0.0.1", 0), origin=f"http://127.0.0.1:{origin.port}",
         memory=memory, disk=disk, cache_dir=cache_dir, name=name, admin_token="admin-secret", redis=redis,
         cluster="shop", grace=60.0,
@@ -96,10 +95,10 @@ async def origin() -> AsyncIterator[OriginStub]:
     await stub.stop()
 
 
-@pytest.fixture(params=["httptools", "aiohttp"])
-async def edge(origin: OriginStub, request: pytest.FixtureRequest) -> AsyncIterator[EdgeUnderTest]:
-    """The same suite runs against both data-port implementations."""
-    instance = Edge(settings_for(origin, server=request.param))
+@pytest.fixture
+async def edge(origin: OriginStub) -> AsyncIterator[EdgeUnderTest]:
+    """An edge (its one data port: httptools) in front of the origin stub."""
+    instance = Edge(settings_for(origin))
     await instance.start()
     session = aiohttp.ClientSession(auto_decompress=False)
     yield EdgeUnderTest(instance, origin, session)
@@ -107,12 +106,12 @@ async def edge(origin: OriginStub, request: pytest.FixtureRequest) -> AsyncItera
     await instance.stop()
 
 
-@pytest.fixture(params=["httptools", "aiohttp"])
-async def disk_edge(origin: OriginStub, request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[EdgeUnderTest]:
-    """Both implementations again, with a 512 MiB disk tier (and the usual 8 MiB memory tier: bodies over
+@pytest.fixture
+async def disk_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[EdgeUnderTest]:
+    """An edge with a 512 MiB disk tier (and the usual 8 MiB memory tier: bodies over
     its largest object, 1 MiB, stream). Plain S3-FIFO, which stores an object on its first request: these
     tests are about streaming; size-aware admission of streamed bodies has its own test."""
-    settings = settings_for(origin, server=request.param, cache_dir=tmp_path / "cache", disk=512 * 2**20)
+    settings = settings_for(origin, cache_dir=tmp_path / "cache", disk=512 * 2**20)
     instance = Edge(dataclasses.replace(settings, cache_policy="s3fifo"))
     await instance.start()
     under_test = EdgeUnderTest(instance, origin, aiohttp.ClientSession(auto_decompress=False))

@@ -28,6 +28,10 @@ RECOGNISED = [
 ]
 
 NOT_RECOGNISED = [
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nAccept: image/png\r\nAccept: image/avif\r\n\r\n", "accept-on-two-lines"),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\naccept-encoding: br\r\n\r\n", "encoding-on-two-lines"),
+    (b"GET /a HTTP/1.1\r\nAccept: */*\r\n\r\n", "no-host"),
+    (b"GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", "two-hosts"),
     (b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "other-method"),
     (b"GET /a HTTP/1.0\r\nHost: x\r\n\r\n", "http-1.0"),
     (b"GET http://evil/a HTTP/1.1\r\nHost: x\r\n\r\n", "absolute-form"),

@@ -71,14 +71,45 @@ async def test_idle_keep_alive_connection_is_closed(strict_edge: Edge) -> None:
     writer.close()
 
 
-async def test_connections_beyond_the_cap_are_refused_with_503(strict_edge: Edge) -> None:
+async def test_at_the_cap_the_longest_idle_connection_makes_room(strict_edge: Edge, origin: OriginStub) -> None:
+    from aiohttp import web
+
+    origin.routes["/x"] = lambda request: web.Response(text="x", headers={"Cache-Control": "max-age=60"})
+    server = strict_edge._data_server
+    assert server is not None
     held = [await asyncio.open_connection("127.0.0.1", strict_edge.data_port) for _ in range(3)]
+    deadline = asyncio.get_running_loop().time() + 10
+    while len(server.connections) < 3 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
+    try:
+        data = await exchange(strict_edge, b"GET /x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert status_of(data) == 200
+        assert await asyncio.wait_for(held[0][0].read(), timeout=10) == b"", "the oldest idle one was closed"
+    finally:
+        for _, w in held:
+            w.close()
+
+
+async def test_at_the_cap_with_every_connection_answering_a_new_one_gets_503(
+    strict_edge: Edge, origin: OriginStub
+) -> None:
+    from aiohttp import web
+
+    origin.routes["/slow"] = lambda request: web.Response(text="s")
+    origin.delay = asyncio.Event()
+    held = [await asyncio.open_connection("127.0.0.1", strict_edge.data_port) for _ in range(3)]
+    for _, writer in held:
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = asyncio.get_running_loop().time() + 10
+    while origin.count("/slow") < 3 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.01)
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", strict_edge.data_port)
         data = await asyncio.wait_for(reader.read(), timeout=10)
         writer.close()
         assert status_of(data) == 503
     finally:
+        origin.delay.set()
         for _, w in held:
             w.close()
 

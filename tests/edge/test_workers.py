@@ -106,7 +106,6 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
         disk: str = "64Mi",
         memory: str = "8Mi",
         redis: str | None = None,
-        server: str = "httptools",
         policy: str = "s3fifo-sa",
     ) -> WorkersEdge:
         data_port, admin_port = free_port(), free_port()
@@ -116,7 +115,7 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
             EDGEFLEET, "edge", "--workers", "2", "--name", "edge-w", "--cluster", "shop",
             "--listen", f"127.0.0.1:{data_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
             "--origin", f"http://127.0.0.1:{origin.port}", "--memory", memory, "--disk", disk,
-            "--cache-dir", str(cache_dir), "--log-level", "INFO", "--server", server,
+            "--cache-dir", str(cache_dir), "--log-level", "INFO",
             "--cache-policy", policy,
         ]  # fmt: skip
         if redis is not None:
@@ -147,12 +146,11 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
                 pytest.fail(f"edge did not stop on SIGTERM:\n{edge.log.read_text()}")
 
 
-@pytest.mark.parametrize("server", ["httptools", "aiohttp"])
 async def test_workers_share_the_disk_tier_so_one_origin_fetch_serves_both(
-    origin: OriginStub, start_edge: StartEdge, server: str
+    origin: OriginStub, start_edge: StartEdge
 ) -> None:
     origin.routes["/assets/shared.jpg"] = tagged("shared", "shared")
-    edge = await start_edge(server=server)
+    edge = await start_edge()
     first, body = await edge.get("/assets/shared.jpg")
     assert first.headers["X-Cache"] == "MISS"
     for _ in range(ATTEMPTS):

@@ -16,8 +16,13 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 @pytest.mark.parametrize(
     ("argv", "expected"),
-    [([], "s3fifo-sa"), (["--cache-policy", "s3fifo"], "s3fifo"), (["--cache-policy", "lru"], "lru")],
-    ids=["default", "s3fifo", "lru"],
+    [
+        ([], "s3fifo-gdsf"),
+        (["--cache-policy", "s3fifo-sa"], "s3fifo-sa"),
+        (["--cache-policy", "s3fifo"], "s3fifo"),
+        (["--cache-policy", "lru"], "lru"),
+    ],
+    ids=["default", "s3fifo-sa", "s3fifo", "lru"],
 )
 def test_cache_policy_flag_reaches_the_edge_settings(argv: list[str], expected: str) -> None:
     assert settings_from(parse(argv)).cache_policy == expected
@@ -38,4 +43,4 @@ def test_unknown_cache_policy_is_a_clear_cli_error(
     with pytest.raises(SystemExit) as exited:
         parse(argv)
     assert exited.value.code == 2
-    assert "unknown cache policy 'arc'; choose s3fifo-sa, s3fifo, lru" in capsys.readouterr().err
+    assert "unknown cache policy 'arc'; choose s3fifo-gdsf, s3fifo-sa, s3fifo, lru" in capsys.readouterr().err

@@ -38,7 +38,9 @@ def test_size_aware_admission_caches_a_large_object_on_its_second_request() -> N
     assert policy.access("small", 100), "small objects are cached on their first request"
 
 
-@pytest.mark.parametrize("name", ["s3fifo", "s3fifo-sa", "wtinylfu"], ids=["s3fifo", "s3fifo-sa", "wtinylfu"])
+@pytest.mark.parametrize(
+    "name", ["default", "s3fifo", "s3fifo-sa", "wtinylfu"], ids=["default", "s3fifo", "s3fifo-sa", "wtinylfu"]
+)
 def test_one_hit_wonder_scan_does_not_flush_the_hot_set(name: str) -> None:
     hot = [f"hot-{i}" for i in range(50)]
 
@@ -55,6 +57,15 @@ def test_one_hit_wonder_scan_does_not_flush_the_hot_set(name: str) -> None:
         lru.access(f"scan-{i}", 1_000)
     assert hot_hit_ratio(lru) == 0.0, "LRU loses the hot set to the scan"
     assert hot_hit_ratio(policy) >= 0.8
+
+
+def test_default_names_the_edges_default_policy() -> None:
+    from edgefleet_edge.policy import TierReplay
+    from edgefleet_edge.tiers import DEFAULT_POLICY, make_tier_policy
+
+    policy = make_policy("default", 100_000)
+    assert isinstance(policy, TierReplay)
+    assert type(policy.tier) is type(make_tier_policy(DEFAULT_POLICY, 100_000))
 
 
 def test_unknown_policy_is_a_clear_error() -> None:

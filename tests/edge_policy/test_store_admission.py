@@ -47,7 +47,7 @@ def test_store_replacement_of_a_stored_object_skips_admission() -> None:
 
 def test_store_demotes_memory_evictions_to_disk_without_asking_admission(tmp_path: Path) -> None:
     store = Store(memory_bytes=100_000, disk_bytes=10_000_000, cache_dir=tmp_path)
-    # 2 KB is large for a 100 KB memory tier (over 50 bytes) but small for a 10 MB disk tier (over 5,000).
+    # 2 KB is large for a cold 100 KB memory tier (over 97 bytes) but small for a 10 MB disk tier.
     for i in range(200):
         for _ in range(2):
             store.put(entry(f"/o/{i}", 2_000), body=b"x" * 2_000)
@@ -63,5 +63,5 @@ def test_store_with_a_baseline_policy_keeps_a_large_object_on_its_first_put(poli
 
 
 def test_store_with_an_unknown_policy_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown cache policy 'arc'; choose s3fifo-sa, s3fifo, lru"):
+    with pytest.raises(ValueError, match="unknown cache policy 'arc'; choose s3fifo-gdsf, s3fifo-sa, s3fifo, lru"):
         Store(1_000_000, 0, None, policy="arc")

@@ -8,7 +8,7 @@ import pytest
 from edgefleet_edge.tiers import make_tier_policy
 
 
-@pytest.mark.parametrize("name", ["lru", "s3fifo"], ids=["lru", "s3fifo"])
+@pytest.mark.parametrize("name", ["lru", "s3fifo", "s3fifo-gdsf"], ids=["lru", "s3fifo", "s3fifo-gdsf"])
 def test_tier_reports_every_eviction_and_stays_within_capacity(name: str) -> None:
     tier = make_tier_policy(name, 50_000)
     resident: dict[str, int] = {}
@@ -33,8 +33,9 @@ def test_tier_reports_every_eviction_and_stays_within_capacity(name: str) -> Non
         assert len(tier) == len(resident)
 
 
-def test_s3fifo_tier_keeps_reused_objects_through_a_scan() -> None:
-    tier = make_tier_policy("s3fifo", 100_000)
+@pytest.mark.parametrize("name", ["s3fifo", "s3fifo-gdsf"], ids=["s3fifo", "s3fifo-gdsf"])
+def test_tier_keeps_reused_objects_through_a_scan(name: str) -> None:
+    tier = make_tier_policy(name, 100_000)
     hot = [f"hot-{i}" for i in range(40)]
     for key in hot:
         tier.add(key, 1_000)

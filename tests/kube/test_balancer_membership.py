@@ -1,23 +1,26 @@
-"""The balancer learns its edges from a Service's EndpointSlices on the real API server."""
+"""The balancer learns its edges from a Service's EndpointSlices on the real API server and puts them in HAProxy."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import pytest
 from edgefleet_balancer.server import Balancer, BalancerSettings
 
+from edgefleet.embedded_redis import free_port
 from edgefleet.testing.kube_testenv import KubeTestEnv
+from tests.conftest import require
 
 DEADLINE = 30.0
 
 
-async def eventually(probe: Callable[[], bool], what: str) -> None:
+async def eventually(probe: Callable[[], Awaitable[bool]], what: str) -> None:
     deadline = time.monotonic() + DEADLINE
-    while not probe():
+    while not await probe():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
@@ -37,7 +40,8 @@ def endpoint_slice(service: str, endpoints: list[tuple[str, str, bool]]) -> dict
     }
 
 
-async def test_endpoint_changes_change_the_balancers_membership(kube_env: KubeTestEnv, namespace: str) -> None:
+async def test_endpoint_changes_change_haproxys_servers(kube_env: KubeTestEnv, namespace: str) -> None:
+    require(shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin:/usr/bin") is not None, "HAProxy (apt haproxy)")
     kube_env.kubectl("create", "serviceaccount", "balancer", "-n", namespace)
     kube_env.kubectl("create", "role", "read-endpoints", "-n", namespace, "--verb=get,list,watch",
                      "--resource=endpointslices.discovery.k8s.io")  # fmt: skip
@@ -49,29 +53,46 @@ async def test_endpoint_changes_change_the_balancers_membership(kube_env: KubeTe
 
     balancer = Balancer(
         BalancerSettings(
-            listen=("127.0.0.1", 0), admin_listen=("127.0.0.1", 0), admin_token="t",
+            listen=("127.0.0.1", free_port()), admin_listen=("127.0.0.1", 0), admin_token="t",
             kubernetes_service=(namespace, "shop-edge"), kubeconfig=str(kubeconfig),
-            active_probes=False,  # the endpoints are not on loopback: nothing may be sent to them
+            health_checks=False,  # the endpoints are not on loopback: nothing may be sent to them
         )
     )  # fmt: skip
     await balancer.start()
+
+    async def servers() -> dict[str, str]:
+        """Edge name -> the address HAProxy has in its slot, for slots in service."""
+        return {e["name"]: e["status"] for e in await balancer.edge_view() if e["status"] != "MAINT"}
+
+    async def addresses() -> dict[str, str]:
+        stats = {s.slot: s.address for s in await balancer.api.server_stats("edges") if s.status != "MAINT"}
+        return {e["name"]: stats.get(e["slot"], "") for e in await balancer.edge_view()}
+
     try:
-        await eventually(
-            lambda: set(balancer.membership.members) == {"shop-edge-a", "shop-edge-b"}, "the first two edges"
-        )
-        assert balancer.membership.members["shop-edge-a"].url == "http://10.1.0.1:8080"
-        assert balancer.membership.members["shop-edge-a"].admin_url == "http://10.1.0.1:9090"
+
+        async def first_two() -> bool:
+            return set(await servers()) == {"shop-edge-a", "shop-edge-b"}
+
+        await eventually(first_two, "HAProxy to have the first two edges")
+        assert (await addresses())["shop-edge-a"] == "10.1.0.1:8080"
+        assert balancer.members["shop-edge-a"] == ("shop-edge-a", "http://10.1.0.1:8080", "http://10.1.0.1:9090")
 
         grown = endpoint_slice(
             "shop-edge",
             [("shop-edge-a", "10.1.0.1", True), ("shop-edge-b", "10.1.0.2", False), ("shop-edge-c", "10.1.0.3", True)],
         )
         kube_env.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(grown))
-        await eventually(
-            lambda: set(balancer.membership.members) == {"shop-edge-a", "shop-edge-c"},
-            "a new ready edge to join and an unready one to leave",
-        )
+
+        async def changed() -> bool:
+            return set(await servers()) == {"shop-edge-a", "shop-edge-c"}
+
+        await eventually(changed, "a new ready edge to join and an unready one to leave")
         kube_env.kubectl("delete", "endpointslice", "shop-edge-abc", "-n", namespace)
-        await eventually(lambda: not balancer.membership.members, "all edges to leave")
+
+        async def empty() -> bool:
+            stats = await balancer.api.server_stats("edges")
+            return not await servers() and all(s.status == "MAINT" for s in stats)
+
+        await eventually(empty, "all edges to leave HAProxy")
     finally:
         await balancer.stop()
