@@ -74,12 +74,13 @@ def service_url(cluster: NodeCluster, namespace: str, name: str) -> str:
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
          timeout: float = 10) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """(status, headers with lower-case names, body): HAProxy sends field names in lower case."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, dict(response.headers), response.read()
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
 def secret_value(cluster: NodeCluster, namespace: str, name: str, key: str) -> str:
@@ -305,13 +306,13 @@ def test_upload_then_miss_then_hit_through_the_balancer_service(fleet: Fleet) ->
         second = http("GET", f"{fleet.balancer}/assets/{key}")
         assert first[0] == 200 and first[2] == body
         assert second[0] == 200 and second[2] == body
-        assert first[1].get("X-Cache", "").startswith("MISS"), first[1]
-        assert first[1].get("X-Edge") in edges, first[1]
-        if first[1].get("X-Edge") != second[1].get("X-Edge"):
-            moved.append((first[1].get("X-Edge"), second[1].get("X-Edge")))
+        assert first[1].get("x-cache", "").startswith("MISS"), first[1]
+        assert first[1].get("x-edge") in edges, first[1]
+        if first[1].get("x-edge") != second[1].get("x-edge"):
+            moved.append((first[1].get("x-edge"), second[1].get("x-edge")))
             continue
         # Consistent hashing sent both to the same edge pod, which now has the object.
-        assert second[1].get("X-Cache", "").startswith("HIT"), (first[1], second[1])
+        assert second[1].get("x-cache", "").startswith("HIT"), (first[1], second[1])
         break
     else:
         pytest.fail(f"the key moved between edges on every attempt: {moved}")
@@ -338,7 +339,7 @@ def test_purge_request_completes_with_every_edge_pod_acknowledging(fleet: Fleet)
     assert sorted(status["acknowledgedEdges"]) == edges, status
     assert status.get("pendingEdges", []) == [], status
     after = http("GET", f"{fleet.balancer}/assets/{fleet.notes['shoe']}")
-    assert after[0] == 200 and after[1].get("X-Cache", "").startswith("MISS"), after[1]
+    assert after[0] == 200 and after[1].get("x-cache", "").startswith("MISS"), after[1]
 
 
 @dataclass
@@ -370,7 +371,7 @@ class Load:
             with self.lock:
                 if outcome is None:
                     self.ok += 1
-                    self.edges_seen.add(headers.get("X-Edge", ""))
+                    self.edges_seen.add(headers.get("x-edge", ""))
                 else:
                     self.failures.append(outcome)
 
