@@ -364,8 +364,12 @@ class Load:
             key = self.keys[(worker + n) % len(self.keys)]
             query = f"?n={worker}-{n}" if self.unique else ""
             try:
-                status, headers, _ = http("GET", f"{self.url}/assets/{key}{query}", timeout=10)
-                outcome = None if status == 200 else f"{key}: HTTP {status}"
+                status, headers, body = http("GET", f"{self.url}/assets/{key}{query}", timeout=10)
+                # Who answered and what it said, so a failure points at the balancer or an edge.
+                outcome = None if status == 200 else (
+                    f"{key}: HTTP {status} x-edge={headers.get('x-edge', '-')} server={headers.get('server', '-')} "
+                    f"at {time.strftime('%H:%M:%S')} {body[:80]!r}"
+                )  # fmt: skip
             except OSError as exc:
                 outcome, headers = f"{key}: {exc!r}", {}
             with self.lock:
