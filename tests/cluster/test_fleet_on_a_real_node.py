@@ -322,10 +322,13 @@ def test_upload_then_miss_then_hit_through_the_balancer_service(fleet: Fleet) ->
 def test_purge_request_completes_with_every_edge_pod_acknowledging(fleet: Fleet) -> None:
     cluster = fleet.cluster
     edges = sorted(p["metadata"]["name"] for p in ready_pods(cluster, SHOP, "edge"))
+    key = fleet.notes.setdefault("shoe", "catalog/shoe.bin")  # independent of the step before
+    upload(fleet, key, secrets.token_bytes(16 * 1024))
+    assert http("GET", f"{fleet.balancer}/assets/{key}")[0] == 200  # cached on its owner
     purge = {
         "apiVersion": "cdn.edgefleet.io/v1alpha1", "kind": "PurgeRequest",
         "metadata": {"name": "shoe", "namespace": SHOP},
-        "spec": {"cluster": SHOP, "paths": [f"/assets/{fleet.notes['shoe']}"]},
+        "spec": {"cluster": SHOP, "paths": [f"/assets/{key}"]},
     }  # fmt: skip
     cluster.kubectl("create", "-f", "-", input=json.dumps(purge))
 
@@ -338,7 +341,7 @@ def test_purge_request_completes_with_every_edge_pod_acknowledging(fleet: Fleet)
     assert sorted(status["expectedEdges"]) == edges, status
     assert sorted(status["acknowledgedEdges"]) == edges, status
     assert status.get("pendingEdges", []) == [], status
-    after = http("GET", f"{fleet.balancer}/assets/{fleet.notes['shoe']}")
+    after = http("GET", f"{fleet.balancer}/assets/{key}")
     assert after[0] == 200 and after[1].get("x-cache", "").startswith("MISS"), after[1]
 
 
