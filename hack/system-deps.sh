@@ -1,18 +1,24 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests use as real parts (Prometheus; Chromium and its driver for the
-# report check and the console's browser tests)
-# when they are missing and we are root. Without root it only reports what is missing; the tests then
+# report check and the console's browser tests; HAProxy for the balancer; Docker, mmdebstrap, containerd,
+# runc, CNI plugins, iptables, conntrack and a C compiler for the image and the one-node cluster)
 # fail in CI with a message naming it, and skip locally.
 set -euo pipefail
 
 want=("$@")
 if [[ ${#want[@]} -eq 0 ]]; then
-  want=(prometheus:prometheus promtool:prometheus chromium:chromium chromedriver:chromium-driver haproxy:haproxy)
+  want=(prometheus:prometheus promtool:prometheus chromium:chromium chromedriver:chromium-driver haproxy:haproxy
+        dockerd:docker.io mmdebstrap:mmdebstrap containerd:containerd ctr:containerd runc:runc
+        /usr/lib/cni/bridge:containernetworking-plugins iptables:iptables conntrack:conntrack
+        cc:gcc /usr/include/stdio.h:libc6-dev)  # gcc and libc6-dev: the static pause binary (build.sh)
 fi
 
 missing_pkgs=()
 for pair in "${want[@]}"; do
   cmd="${pair%%:*}" pkg="${pair##*:}"
+  if [[ $cmd == /* ]] && [[ -e $cmd ]]; then
+    continue  # a path: any file the package ships
+  fi
   if ! command -v "$cmd" >/dev/null 2>&1; then
     missing_pkgs+=("$pkg")
   fi

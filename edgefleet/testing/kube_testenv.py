@@ -116,7 +116,7 @@ def _pem_cert(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def write_certificates(pki: Path) -> None:
+def write_certificates(pki: Path, extra_ips: tuple[str, ...] = ()) -> None:
     pki.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgefleet-testenv-ca")])
@@ -132,6 +132,7 @@ def write_certificates(pki: Path) -> None:
             x509.DNSName("kubernetes.default.svc"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+            *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in extra_ips),
         ],
     )
     admin_key = _key()
@@ -213,6 +214,12 @@ class _Child:
 class KubeTestEnv:
     """Start with ``start()`` (or as a context manager); everything lives under ``workdir``."""
 
+    # The API server listens here; a cluster whose pods must reach it (node_cluster) uses a bridge address.
+    address = "127.0.0.1"
+    required_tools: tuple[str, ...] = (
+        "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl",
+    )  # fmt: skip
+
     def __init__(self, workdir: Path | None = None, bin_dir: Path | None = None) -> None:
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="edgefleet-kube-"))
@@ -227,7 +234,7 @@ class KubeTestEnv:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.api_port}"
+        return f"https://{self.address}:{self.api_port}"
 
     @property
     def env(self) -> dict[str, str]:
@@ -309,7 +316,7 @@ class KubeTestEnv:
 
     def start(self) -> KubeTestEnv:
         started = time.monotonic()
-        for tool in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "kubectl"):
+        for tool in self.required_tools:
             if not (self.bin_dir / tool).exists():
                 raise KubeTestEnvError(f"{tool} missing in {self.bin_dir}: run hack/kube-testenv/build.sh")
         try:
@@ -321,7 +328,7 @@ class KubeTestEnv:
         return self
 
     def _start_all(self) -> None:
-        write_certificates(self.pki)
+        write_certificates(self.pki, (self.address,))
         pki = self.pki
         ca = (pki / "ca.crt").read_bytes()
         etcd_port, peer_port, self.api_port = free_port(), free_port(), free_port()
@@ -346,8 +353,8 @@ class KubeTestEnv:
             [
                 str(self.bin_dir / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{etcd_port}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.api_port}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
@@ -358,6 +365,7 @@ class KubeTestEnv:
                 f"--service-account-signing-key-file={pki / 'sa.key'}",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--authorization-mode=RBAC",
+                "--kubelet-preferred-address-types=InternalIP",  # node names need not resolve (logs, exec)
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--profiling=false",
@@ -410,6 +418,18 @@ class KubeTestEnv:
                 "--v=1",
             ],
         )
+        self._wait(
+            "the default ServiceAccount (kube-controller-manager running)",
+            lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
+            kcm,
+        )
+        self._start_nodes()
+        for child in (scheduler,):
+            if not child.alive():
+                raise KubeTestEnvError(f"{child.name} exited:\n{child.tail()}")
+
+    def _start_nodes(self) -> None:
+        """The cluster's nodes: here one kwok node whose pods become Ready without containers."""
         kwok = self._spawn(
             "kwok",
             [
@@ -424,20 +444,12 @@ class KubeTestEnv:
         )
         self.kubectl("apply", "-f", "-", input=json.dumps(_fake_node(FAKE_NODE)))
         self._wait(
-            "the default ServiceAccount (kube-controller-manager running)",
-            lambda: self.kubectl("get", "serviceaccount", "default", "-n", "default", check=False).returncode == 0,
-            kcm,
-        )
-        self._wait(
             f"node {FAKE_NODE} Ready (kwok running)",
             lambda: self.kubectl(
                 "get", "node", FAKE_NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}"
             ).stdout.strip() == "True",
             kwok,
         )  # fmt: skip
-        for child in (scheduler,):
-            if not child.alive():
-                raise KubeTestEnvError(f"{child.name} exited:\n{child.tail()}")
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -480,8 +492,9 @@ def _fake_node(name: str) -> dict[str, object]:
 # ---- command line: make kube-up / kube-down -------------------------------------------------------
 
 
-def _serve(workdir: Path) -> int:
-    env = KubeTestEnv(workdir=workdir)
+def serve(workdir: Path, factory: type[KubeTestEnv] = KubeTestEnv) -> int:
+    """Run ``factory``'s cluster in the foreground until SIGTERM; ``workdir/ready`` marks it usable."""
+    env = factory(workdir=workdir)
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -501,57 +514,67 @@ def _serve(workdir: Path) -> int:
     return 0
 
 
-def _up() -> int:
-    pid_file = RUN_DIR / "pid"
-    if pid_file.exists() and (RUN_DIR / "ready").exists():
+def up(
+    run_dir: Path = RUN_DIR,
+    module: str = "edgefleet.testing.kube_testenv",
+    what: str = "control plane",
+    stop: str = "make kube-down",
+    timeout: float = START_TIMEOUT + 30,
+) -> int:
+    """Start ``python -m module serve run_dir`` in the background; print the export line when it is ready."""
+    pid_file = run_dir / "pid"
+    if pid_file.exists() and (run_dir / "ready").exists():
         try:
             os.kill(int(pid_file.read_text()), 0)
-            kubeconfig, running_bin = (RUN_DIR / "ready").read_text().split()
+            kubeconfig, running_bin = (run_dir / "ready").read_text().split()
             print(f"export KUBECONFIG={kubeconfig} PATH={running_bin}:$PATH")
             return 0
         except (ProcessLookupError, ValueError):
             pass
-    shutil.rmtree(RUN_DIR, ignore_errors=True)
-    RUN_DIR.mkdir(parents=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
     bin_dir = find_bin_dir()
-    log = (RUN_DIR / "serve.log").open("ab")
+    log = (run_dir / "serve.log").open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "edgefleet.testing.kube_testenv", "serve", str(RUN_DIR)],
+        [sys.executable, "-m", module, "serve", str(run_dir)],
         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         env={**os.environ, "EDGEFLEET_KUBE_BIN": str(bin_dir)},
     )  # fmt: skip
     log.close()
     pid_file.write_text(str(process.pid))
-    deadline = time.monotonic() + START_TIMEOUT + 30
-    while not (RUN_DIR / "ready").exists():
+    deadline = time.monotonic() + timeout
+    while not (run_dir / "ready").exists():
         if process.poll() is not None or time.monotonic() > deadline:
-            print((RUN_DIR / "serve.log").read_text(errors="replace")[-3000:], file=sys.stderr)
-            print("kube-up: the control plane did not start", file=sys.stderr)
+            print((run_dir / "serve.log").read_text(errors="replace")[-3000:], file=sys.stderr)
+            print(f"up: the {what} did not start", file=sys.stderr)
             return 1
         time.sleep(0.2)  # polling for the ready marker under a deadline
-    kubeconfig, bin_path = (RUN_DIR / "ready").read_text().split()
-    print(f"control plane running (logs in {RUN_DIR}); stop it with: make kube-down")
+    kubeconfig, bin_path = (run_dir / "ready").read_text().split()
+    print(f"{what} running (logs in {run_dir}); stop it with: {stop}")
     print(f"export KUBECONFIG={kubeconfig} PATH={bin_path}:$PATH")
     return 0
 
 
-def _down() -> int:
-    pid_file = RUN_DIR / "pid"
+def down(run_dir: Path = RUN_DIR, what: str = "control plane", timeout: float = 60) -> int:
+    pid_file = run_dir / "pid"
     if not pid_file.exists():
-        print("kube-down: no control plane running")
+        print(f"down: no {what} running")
         return 0
     pid = int(pid_file.read_text())
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             break
         time.sleep(0.2)  # waiting for the server to exit, bounded
+    else:
+        print(f"down: the {what} (pid {pid}) did not stop within {timeout:.0f}s; see {run_dir}", file=sys.stderr)
+        return 1
     pid_file.unlink(missing_ok=True)
-    print("kube-down: stopped")
+    print(f"down: {what} stopped")
     return 0
 
 
@@ -560,14 +583,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start in the background and print the export line")
     sub.add_parser("down", help="stop the background control plane")
-    serve = sub.add_parser("serve", help="run in the foreground until SIGTERM")
-    serve.add_argument("workdir", type=Path)
+    foreground = sub.add_parser("serve", help="run in the foreground until SIGTERM")
+    foreground.add_argument("workdir", type=Path)
     args = parser.parse_args(argv)
     if args.command == "up":
-        return _up()
+        return up()
     if args.command == "down":
-        return _down()
-    return _serve(args.workdir)
+        return down()
+    return serve(args.workdir)
 
 
 if __name__ == "__main__":

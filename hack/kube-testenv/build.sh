@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the test control plane (kube-apiserver, kube-controller-manager, kubectl, etcd, kwok, helm)
-# from the Go module proxy into a cache directory outside the repository, and reuses it when present.
+# Builds the test control plane (kube-apiserver, kube-controller-manager, kubectl, etcd, kwok, helm) and
+# the one-node cluster's node (kubelet, kube-proxy, CoreDNS, the pause binary) from the Go module proxy
+# into a cache directory outside the repository, and reuses it when present.
 #
 # Usage: hack/kube-testenv/build.sh            # builds what is missing, prints the bin directory
 #        EDGEFLEET_KUBE_CACHE=/path build.sh   # cache elsewhere (default: ~/.cache/edgefleet/kube-testenv)
@@ -49,11 +50,25 @@ build kubernetes kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$k8s_ldfla
 build kubernetes kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager "$k8s_ldflags"
 build kubernetes kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler "$k8s_ldflags"
 build kubernetes kubectl k8s.io/kubernetes/cmd/kubectl "$k8s_ldflags"
+build kubernetes kubelet k8s.io/kubernetes/cmd/kubelet "$k8s_ldflags"
+build kubernetes kube-proxy k8s.io/kubernetes/cmd/kube-proxy "$k8s_ldflags"
+build coredns coredns edgefleet.io/hack/kube-testenv/coredns "-s -w"
 build kwok kwok sigs.k8s.io/kwok/cmd/kwok "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$kwok_version"
 # Helm stamps its default Kubernetes version (used by `helm template` and `helm lint`) at link time.
 helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$helm_version \
  -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$k8s_minor \
  -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$k8s_minor"
 build helm helm helm.sh/helm/v3/cmd/helm "$helm_ldflags"
+
+# The pod sandbox's pause process, from the Kubernetes module's own source (a static C program).
+if [[ ! -x "$bin/pause" ]]; then
+  if ! command -v cc >/dev/null 2>&1; then
+    echo "kube-testenv: 'cc' is not on PATH; the pause binary is compiled from the module's pause.c" >&2
+    exit 1
+  fi
+  k8s_dir="$(cd "$here/kubernetes" && go mod download -json k8s.io/kubernetes | awk -F'"' '$2=="Dir" {print $4}')"
+  cc -Os -static -o "$bin/pause.tmp" -DVERSION="$k8s_version" "$k8s_dir/build/pause/linux/pause.c"
+  mv "$bin/pause.tmp" "$bin/pause"
+fi
 
 echo "$bin"

@@ -38,7 +38,10 @@ RUN_AS = 10001
 @dataclass(frozen=True)
 class RenderOptions:
     image: str = "ghcr.io/edgefleet/edgefleet:0.1.0"
-    redis_image: str = "redis:7.2-alpine"
+    # The managed bus runs Debian's redis-server from the edgefleet image itself, so a fleet needs one
+    # image and nothing from Docker Hub (air-gapped clusters, kind with loaded images). Another image
+    # (e.g. redis:7.2-alpine) runs with its own entrypoint as its own user (999 in the official one).
+    redis_image: str | None = None
     service_monitor: bool = False
 
 
@@ -444,9 +447,10 @@ def _redis(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
     # The append-only file fsynced as asked: with "always" no purge reported published is lost in a crash.
     args = ["--appendonly", "yes", "--appendfsync", persistence.fsync, "--dir", "/data", "--protected-mode", "no",
             "--save", ""]  # fmt: skip
-    container = {
-        "name": "redis",
-        "image": options.redis_image,
+    container: dict[str, Any] = {"name": "redis", "image": options.redis_image or options.image}
+    if options.redis_image is None:
+        container["command"] = ["/usr/bin/redis-server"]
+    container |= {
         "args": args,
         "ports": [{"name": "redis", "containerPort": REDIS_PORT, "protocol": "TCP"}],
         "readinessProbe": {"tcpSocket": {"port": REDIS_PORT}, "periodSeconds": 5},
@@ -460,9 +464,9 @@ def _redis(cluster: CdnCluster, options: RenderOptions) -> list[Manifest]:
         else {"name": "data", "emptyDir": {}}
     )
     deployment = _deployment(cluster, "redis", 1, container, {"args": container["args"]}, volumes=[data])
-    # The official image's redis user is 999; run as it rather than root.
-    pod = deployment["spec"]["template"]["spec"]
-    pod["securityContext"] = {**POD_SECURITY, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999}
+    if options.redis_image is not None:  # the official image's redis user is 999; run as it rather than root
+        pod = deployment["spec"]["template"]["spec"]
+        pod["securityContext"] = {**POD_SECURITY, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999}
     deployment["spec"]["strategy"] = {"type": "Recreate"}  # one writer of the append-only file at a time
     manifests = [deployment, _service(cluster, "redis", [("redis", REDIS_PORT, REDIS_PORT)])]
     if persistence.enabled:

@@ -91,7 +91,16 @@ def test_render_pods_run_non_root_on_a_read_only_root() -> None:
             mounted = {m["name"] for m in container["volumeMounts"]}
             assert mounted <= {v["name"] for v in pod["volumes"]}, name
     assert pod_template(objects, "shop-edge")["spec"]["securityContext"]["runAsUser"] == 10001
-    assert pod_template(objects, "shop-redis")["spec"]["securityContext"]["runAsUser"] == 999
+    assert pod_template(objects, "shop-redis")["spec"]["securityContext"]["runAsUser"] == 10001
+
+
+def test_render_runs_the_managed_bus_from_the_edgefleet_image() -> None:
+    objects = rendered(example())
+    [redis] = pod_template(objects, "shop-redis")["spec"]["containers"]
+    [edge] = pod_template(objects, "shop-edge")["spec"]["containers"]
+    # One image for the whole fleet: nothing to pull from Docker Hub, Debian's redis-server inside it.
+    assert redis["image"] == edge["image"]
+    assert redis["command"] == ["/usr/bin/redis-server"]
 
 
 def test_render_edges_spread_probe_readiness_and_take_resources_from_spec() -> None:

@@ -1,12 +1,14 @@
 //go:build tools
 
-// Package tools records the Kubernetes commands built for the test control plane,
+// Package tools records the Kubernetes commands built for the test control plane and the one-node cluster,
 // so that `go mod tidy` keeps their dependencies in go.sum.
 package tools
 
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 	_ "k8s.io/kubernetes/cmd/kube-scheduler"
 	_ "k8s.io/kubernetes/cmd/kubectl"
+	_ "k8s.io/kubernetes/cmd/kubelet"
 )
