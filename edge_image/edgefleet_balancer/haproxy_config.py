@@ -49,10 +49,13 @@ class HAProxyLimits:
     client_timeout: float = 30.0
     server_timeout: float = 30.0
     queue_timeout: float = 5.0
-    check_interval: float = 1.0
-    check_timeout: float = 2.0
-    falls: int = 2
-    """Failed health checks before an edge is taken out."""
+    check_interval: float = 2.0
+    check_timeout: float = 4.0
+    falls: int = 3
+    """Failed health checks before an edge is taken out. Tolerant on purpose: on a saturated node an edge's
+    /healthz answers slowly while its data port still serves, and taking every edge out at once answers 503
+    ("no server is available") to everyone; a dead edge costs nothing meanwhile, because its refused connections
+    are retried on the next owner (``retry-on conn-failure``)."""
     rises: int = 1
     """Passed health checks before it is taken back."""
 

@@ -22,6 +22,7 @@ EXAMPLES = sorted((ROOT / "examples").glob("cdncluster*.yaml"))
 PLACEMENT = {
     "--listen", "--admin-listen", "--storage", "--redis", "--cluster", "--variant-cache-dir", "--origin",
     "--cache-dir", "--name", "--log-format", "--kubernetes-service", "--edge-port", "--edge-admin-port",
+    "--haproxy", "--haproxy-threads",  # the image's HAProxy and the pod's CPUs; locally, the one on PATH
 }  # fmt: skip
 
 
