@@ -544,7 +544,11 @@ class CachingProxy:
             for name in ("Content-Type", "Content-Length", "Content-Encoding"):
                 headers.popall(name, None)
             return EdgeResponse(304, headers)
-        plan = plan_range(request.headers.get("Range"), request.headers.get("If-Range"), entry)
+        # Range and If-Range are single values: a request with two Range lines is answered whole (RFC 9110 §14.2
+        # lets a server ignore Range), rather than trusting either line.
+        ranges, if_range = field_lines(request.headers, "Range"), field_lines(request.headers, "If-Range")
+        single = len(ranges) == 1 and len(if_range) <= 1
+        plan = plan_range(ranges[0] if single else None, if_range[0] if if_range else None, entry)
         headers["Accept-Ranges"] = "bytes"
         if plan.status == 416:
             headers["Content-Range"] = f"bytes */{entry.size}"

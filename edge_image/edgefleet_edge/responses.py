@@ -6,9 +6,9 @@ Pure: entries and request headers in, (status, headers, body parts) out.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .fields import Headers, combined, field_lines
 from .freshness import parse_http_date
 from .store import Entry
 
@@ -43,14 +43,15 @@ def etag_matches(if_none_match: str, etag: str | None) -> bool:
     return any(candidate.strip().removeprefix("W/") == wanted for candidate in if_none_match.split(","))
 
 
-def not_modified(entry: Entry, request: Mapping[str, str]) -> bool:
+def not_modified(entry: Entry, request: Headers) -> bool:
     """Whether a client's conditional GET/HEAD is answered 304 from ``entry`` (RFC 9110 §13.2.2)."""
     if entry.status != 200:
         return False
-    inm = request.get("If-None-Match")
+    inm = combined(request, "If-None-Match")  # a list: every line counts (RFC 9110 §5.3)
     if inm is not None:
         return etag_matches(inm, entry.header("ETag"))
-    ims = parse_http_date(request.get("If-Modified-Since"))
+    since = field_lines(request, "If-Modified-Since")
+    ims = parse_http_date(since[0]) if len(since) == 1 else None
     if ims is None:
         return False
     last_modified = parse_http_date(entry.header("Last-Modified"))

@@ -334,3 +334,22 @@ async def test_an_unknown_method_is_forwarded_and_invalidates_the_url(edge: Edge
 async def test_connect_and_trace_are_refused(edge: EdgeUnderTest) -> None:
     response = await edge.get("/x", method="TRACE")
     assert response.status == 405 and not edge.origin.requests
+
+
+async def test_conditional_and_range_fields_are_read_from_every_line(edge: EdgeUnderTest) -> None:
+    edge.origin.routes["/cond"] = lambda request: lines(("Cache-Control", "max-age=600"), ("ETag", '"b"'))
+    await edge.get("/cond")
+    reader, writer = await asyncio.open_connection("127.0.0.1", edge.edge.data_port)
+    writer.write(
+        b'GET /cond HTTP/1.1\r\nHost: a\r\nIf-None-Match: "a"\r\nIf-None-Match: "b"\r\nConnection: close\r\n\r\n'
+    )
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 304"), "the second If-None-Match line names the stored ETag"
+    reader, writer = await asyncio.open_connection("127.0.0.1", edge.edge.data_port)
+    writer.write(b"GET /cond HTTP/1.1\r\nHost: a\r\nRange: bytes=0-1\r\nRange: bytes=2-3\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200"), "two Range lines are not guessed at: the whole object"
