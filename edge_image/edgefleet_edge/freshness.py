@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from http_sfv.dictionary import Dictionary as StructuredDictionary
 
-from .fields import Headers, field_lines, list_members, split_list
+from .fields import Headers, field_lines, list_members
 
 # RFC 9110 §15.1: statuses that are "heuristically cacheable" by default. 206 is left out on purpose: this cache
 # stores whole representations only (RFC 9111 §3.3 allows, but does not require, storing partial content).
@@ -61,11 +61,6 @@ def directives_of(members: list[str]) -> Directives:
         if name and name not in out:
             out[name] = _unquote(arg.strip()) if sep else None
     return Directives(out)
-
-
-def parse_directives(value: str | None) -> Directives:
-    """One field value's directives (for callers holding one value, e.g. a request's Cache-Control)."""
-    return directives_of(split_list(value)) if value else Directives()
 
 
 def cache_control(headers: Headers) -> Directives:

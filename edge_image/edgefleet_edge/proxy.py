@@ -713,6 +713,3 @@ def _same_host_path(target: str, host: str) -> tuple[str, str] | None:
         return None
     return parts.path or "/", parts.query
 
-
-def http_date_now() -> str:
-    return format_http_date(time.time())
