@@ -122,12 +122,14 @@ async def reconcile_cluster(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: 
     runtime = runtime_of(memo)
     ref = ObjectRef.of(body)
     options = RenderOptions(image=runtime.config.image)
+    # The bus is asked first: the status written below should be read from the Deployments as late as possible,
+    # since owned-object events may write a newer one meanwhile.
+    known_epoch = (body.get("status") or {}).get("purgeBusEpoch")
+    seen = await bus_history.look(runtime.bus(CdnCluster.model_validate(dict(body))), known_epoch)
     outcome = await asyncio.to_thread(reconcile, body, runtime.applier, options, _event_poster(runtime, ref))
     status = outcome.status
     existing = parse_conditions((body.get("status") or {}).get("conditions"))
     updates = list(outcome.conditions)
-    known_epoch = (body.get("status") or {}).get("purgeBusEpoch")
-    seen = await bus_history.look(runtime.bus(CdnCluster.model_validate(dict(body))), known_epoch)
     if seen is not None:
         status.purge_bus_epoch, lost = seen
         generation = (body.get("metadata") or {}).get("generation")
