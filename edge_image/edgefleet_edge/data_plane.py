@@ -36,7 +36,7 @@ class DataPlane:
     def build(cls, settings: EdgeSettings, store: Store, metrics: EdgeMetrics) -> DataPlane:
         origin = OriginPool(settings.origin, limit=256, keepalive=30.0, connect_timeout=5.0, read_timeout=30.0)
         config = EdgeConfig(name=settings.name, origin=settings.origin, grace=settings.grace,
-                            allow_set_cookie=settings.allow_set_cookie)  # fmt: skip
+                            allow_set_cookie=settings.allow_set_cookie, warm_token=settings.admin_token)  # fmt: skip
         proxy = CachingProxy(config, store, metrics, origin)
         limits = Limits(idle_timeout=settings.idle_timeout, header_timeout=settings.header_timeout,
                         max_connections=settings.max_connections)  # fmt: skip

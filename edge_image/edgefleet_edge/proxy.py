@@ -18,6 +18,8 @@ from pathlib import Path
 from multidict import CIMultiDict
 
 from edgefleet.cache_key import split_target
+from edgefleet.warm_marker import HEADER as WARM_HEADER
+from edgefleet.warm_marker import is_trusted_warm
 
 from .body_check import CorruptBody, as_text, checksum
 from .cachekey import accept_class, encoding_class, primary_key, secondary_key
@@ -53,10 +55,11 @@ straight to the origin for a while (hit-for-pass)."""
 
 
 _NOT_TO_ORIGIN = frozenset(
-    {"host", "content-length", "if-none-match", "if-modified-since", "range", "if-range", "expect"}
+    {"host", "content-length", "if-none-match", "if-modified-since", "range", "if-range", "expect", WARM_HEADER.lower()}
 )
-"""Request fields the edge sets itself (Host, framing, its own validators), or that no longer apply: it fetches
-whole representations (no Range), and has the whole request body already (no Expect)."""
+"""Request fields the edge sets itself (Host, framing, its own validators), that no longer apply (it fetches
+whole representations, no Range, and has the whole request body already, no Expect), or that are for the edge
+alone (the fleet's warm marker)."""
 
 
 class OriginUnavailable(Exception):
@@ -77,6 +80,9 @@ class EdgeConfig:
     origin_timeout: float = 30.0
     max_body_in_flight: int = 64 * 1024 * 1024
     """Responses to unsafe methods (POST, PUT, ...) are read whole, up to this; GET bodies stream instead."""
+    warm_token: str | None = None
+    """The fleet's admin token: a request carrying its warm marker (``edgefleet.warm_marker``) is the fleet's own
+    prewarm, stored without asking admission. None: no request is trusted as a warm request."""
     stream_threshold: int | None = None
     """Origin bodies larger than this, or of unknown size that grow past it, stream instead of being read
     whole. None: the memory tier's largest object, since a larger body could only be stored on disk anyway."""
@@ -220,8 +226,12 @@ class CachingProxy:
             return await self._fetch_from_origin(request, key, validators_from)
         flight = Flight(self.store.purge_generation)
         self._inflight[signature] = flight
+        # The fleet's own warm request (an upload's prewarm) is stored on its first request, like one that
+        # collapsed followers wait for: admission would otherwise make a large object wait for a shopper's second.
+        warm = is_trusted_warm(self.config.warm_token, request.target, request.headers.get(WARM_HEADER))
+        wanted = (lambda: True) if warm else flight.has_followers
         try:
-            fetched = await self._fetch_from_origin(request, key, validators_from, flight.has_followers)
+            fetched = await self._fetch_from_origin(request, key, validators_from, wanted)
         except BaseException as exc:
             self._land(signature, flight)
             flight.fail(exc)
@@ -712,4 +722,3 @@ def _same_host_path(target: str, host: str) -> tuple[str, str] | None:
     if parts.netloc and parts.netloc != host:
         return None
     return parts.path or "/", parts.query
-
