@@ -33,6 +33,11 @@ class Gone(RuntimeError):
     """The object is not there (any more): 404 from the API server."""
 
 
+class Conflict(kopf.TemporaryError):
+    """409: the object changed since the version a guarded write named. A writer that can re-read and recompute
+    catches it; anywhere else it is retried like any ``kopf.TemporaryError``."""
+
+
 def temporary(what: str, reason: str, *, retryable: bool = True) -> kopf.TemporaryError:
     return kopf.TemporaryError(f"{what}: {reason}", delay=RETRY_DELAY if retryable else SLOW_RETRY_DELAY)
 
@@ -45,6 +50,8 @@ def mapped(what: str) -> Iterator[None]:
     except ApiException as exc:
         if exc.status == 404:
             raise Gone(what) from exc
+        if exc.status == 409:
+            raise Conflict(f"{what}: {exc.status} {exc.reason}", delay=RETRY_DELAY) from exc
         if exc.status in PERMANENT_STATUSES:
             raise kopf.PermanentError(f"{what}: {exc.status} {exc.reason}") from exc
         retryable = exc.status is None or exc.status in RETRYABLE_STATUSES

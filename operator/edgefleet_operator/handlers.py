@@ -8,9 +8,9 @@ start-up (``register``), so that intervals and images come from the command line
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -21,14 +21,15 @@ from edgefleet.bus import PurgeMessage
 
 from . import bus_history, indexes
 from .apply import FIELD_MANAGER
+from .cluster_status import read_cluster, with_conditions, write_guarded
 from .context import OperatorConfig, Runtime, make_runtime
-from .errors import RETRY_DELAY, Gone, mapped
+from .errors import RETRY_DELAY, mapped
 from .indexes import clusters_index, edge_pods_index, members, only, purges_index
 from .purge_follower import PurgeFollower
 from .purges import failed_status, published_status, ready_edges
 from .reconcile import observe, reconcile
 from .render import MANAGED_BY, RenderOptions
-from .status import merge_conditions, parse_conditions
+from .status import parse_conditions
 from .writers import EventType, ObjectRef, status_patch
 
 __all__ = ["OperatorConfig", "Runtime", "make_runtime", "register"]
@@ -117,49 +118,43 @@ def _event_poster(runtime: Runtime, ref: ObjectRef) -> Any:
     return post
 
 
-async def reconcile_cluster(body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
-    """Create, update, resume and the drift timer: render, apply, report."""
+async def reconcile_cluster(body: kopf.Body, memo: Any, **_: Any) -> None:
+    """Create, update, resume and the drift timer: render, apply, report.
+
+    The status is written here, guarded by the version of ``body`` (``cluster_status``), never through kopf's
+    ``patch``: kopf patches after the handler returns, unconditionally, and an owned Deployment event may have
+    written a newer status by then."""
     runtime = runtime_of(memo)
     ref = ObjectRef.of(body)
     options = RenderOptions(image=runtime.config.image)
-    # The bus is asked first: the status written below should be read from the Deployments as late as possible,
-    # since owned-object events may write a newer one meanwhile.
     known_epoch = (body.get("status") or {}).get("purgeBusEpoch")
     seen = await bus_history.look(runtime.bus(CdnCluster.model_validate(dict(body))), known_epoch)
     outcome = await asyncio.to_thread(reconcile, body, runtime.applier, options, _event_poster(runtime, ref))
-    status = outcome.status
-    existing = parse_conditions((body.get("status") or {}).get("conditions"))
-    updates = list(outcome.conditions)
-    if seen is not None:
-        status.purge_bus_epoch, lost = seen
-        generation = (body.get("metadata") or {}).get("generation")
-        updates.append(bus_history.history_condition(lost, existing, dt.datetime.now(dt.UTC), generation))
-        if lost:
-            await runtime.events.post(ref, "Warning", "PurgeBusHistoryLost",
-                                      "The purge bus's Redis came back without its streams")  # fmt: skip
-    status.conditions = merge_conditions(existing, updates)
-    await runtime.status.write(ref, status, patch)
+    if seen is not None and seen[1]:
+        await runtime.events.post(ref, "Warning", "PurgeBusHistoryLost",
+                                  "The purge bus's Redis came back without its streams")  # fmt: skip
+    generation = (body.get("metadata") or {}).get("generation")
+
+    def recompute(fresh: Mapping[str, Any]) -> CdnClusterStatus | None:
+        if (fresh.get("metadata") or {}).get("generation") != generation:
+            return None  # the spec changed since it was applied: the handler for the new one reports
+        status, conditions = observe(fresh, runtime.applier, outcome.problem)
+        return with_conditions(status, conditions, fresh, seen)
+
+    status = with_conditions(outcome.status, outcome.conditions, body, seen)
+    await write_guarded(runtime, ref, body, status, recompute)
     runtime.reconciles.labels("error" if outcome.problem else "ok").inc()
     if outcome.problem is not None:
         raise kopf.TemporaryError(outcome.problem, delay=outcome.retry_in or RETRY_DELAY)
 
 
-def reconcile_owner(
-    runtime: Runtime, namespace: str, name: str, repair: bool
-) -> tuple[ObjectRef, CdnClusterStatus] | None:
-    """After an owned object changed. ``repair``: render and apply (an owned object was edited or deleted);
-    otherwise only refresh status, so that rollout progress never re-creates objects while the owner is being
-    garbage-collected."""
-    try:
-        with mapped(f"reading CdnCluster {name}"):
-            body = runtime.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, "cdnclusters", name)
-    except Gone:
-        return None  # being garbage-collected with its owner
-    if body["metadata"].get("deletionTimestamp"):
-        return None
+def owner_status(runtime: Runtime, body: Mapping[str, Any], repair: bool) -> CdnClusterStatus | None:
+    """After an owned object changed, the CdnCluster's status to write (None: nothing new). ``repair``: render
+    and apply (an owned object was edited or deleted); otherwise only refresh status, so that rollout progress
+    never re-creates objects while the owner is being garbage-collected."""
     existing = parse_conditions((body.get("status") or {}).get("conditions"))
-    ref = ObjectRef.of(body)
     if repair:
+        ref = ObjectRef.of(body)
         outcome = reconcile(body, runtime.applier, RenderOptions(image=runtime.config.image),
                             _event_poster(runtime, ref))  # fmt: skip
         runtime.reconciles.labels("error" if outcome.problem else "ok").inc()
@@ -168,11 +163,22 @@ def reconcile_owner(
         return None  # a problem is being retried by the cluster's own handler; do not report it away
     else:
         status, conditions = observe(body, runtime.applier)
-    status.conditions = merge_conditions(existing, conditions)
+    status = with_conditions(status, conditions, body)
     stored = body.get("status") or {}
     if all(stored.get(key) == value for key, value in status_patch(status).items()):
         return None  # nothing new: no write
-    return ref, status
+    return status
+
+
+async def refresh_owner(runtime: Runtime, namespace: str, name: str, repair: bool) -> None:
+    """Read the CdnCluster, then (``owner_status``) its Deployments, and write the status, guarded."""
+    body = await asyncio.to_thread(read_cluster, runtime, namespace, name)
+    if body is None:
+        return  # being garbage-collected with its owner
+    status = await asyncio.to_thread(owner_status, runtime, body, repair)
+    if status is not None:
+        await write_guarded(runtime, ObjectRef.of(body), body, status,
+                            lambda fresh: owner_status(runtime, fresh, repair=False))  # fmt: skip
 
 
 def edited_by_others(meta: kopf.Meta) -> bool:
@@ -211,9 +217,7 @@ async def owned_changed(type: str | None, body: kopf.Body, meta: kopf.Meta, memo
     try:
         while True:
             try:
-                result = await asyncio.to_thread(reconcile_owner, runtime, *key, todo)
-                if result is not None:
-                    await runtime.status.write(*result)
+                await refresh_owner(runtime, *key, todo)
             except (kopf.TemporaryError, kopf.PermanentError) as exc:
                 # The drift timer and the cluster's own handlers retry; an event handler has no retries.
                 logger.warning("Failed to reconcile CdnCluster %s/%s after a change to %s: %s",

@@ -105,9 +105,12 @@ def reconcile(body: Mapping[str, Any], applier: Applier, options: RenderOptions,
     return Outcome(*_status(cluster, applier, None), applied=applied)
 
 
-def observe(body: Mapping[str, Any], applier: Applier) -> tuple[CdnClusterStatus, list[Condition]]:
-    """Status from the Deployments as they are, applying nothing (for rollout progress between reconciles)."""
-    return _status(CdnCluster.model_validate(dict(body)), applier, None)
+def observe(
+    body: Mapping[str, Any], applier: Applier, problem: str | None = None
+) -> tuple[CdnClusterStatus, list[Condition]]:
+    """Status from the Deployments as they are, applying nothing (for rollout progress between reconciles, and
+    to recompute a reconcile's status, ``problem`` and all, when another status was written meanwhile)."""
+    return _status(CdnCluster.model_validate(dict(body)), applier, problem)
 
 
 def _status(cluster: CdnCluster, applier: Applier, problem: str | None) -> tuple[CdnClusterStatus, list[Condition]]:

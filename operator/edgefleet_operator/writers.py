@@ -63,9 +63,11 @@ class StatusWriter:
         self, ref: ObjectRef, status: StatusModel, patch: kopf.Patch | None = None, *, resource_version: str = ""
     ) -> None:
         """Merge ``status`` into the object's status. Inside a kopf handler pass its ``patch``: kopf then
-        writes it together with its own bookkeeping, in one request. ``resource_version``: write only if the
-        object is still at that version (a conflict raises ``kopf.TemporaryError``), for a writer that merged
-        the conditions it read there. A vanished object is not an error."""
+        writes it together with its own bookkeeping, in one request, after the handler returns and without a
+        precondition, so only for a status no other writer writes meanwhile (not a CdnCluster's: see
+        ``cluster_status``). ``resource_version``: write only if the object is still at that version (a conflict
+        raises ``errors.Conflict``, a ``kopf.TemporaryError``), for a writer that computed the status from what
+        it read there. A vanished object is not an error."""
         body = status_patch(status)
         if patch is not None:
             patch.status.update(body)

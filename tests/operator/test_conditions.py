@@ -48,3 +48,26 @@ def test_fleet_conditions_follow_components_and_problems(
     )  # fmt: skip
     if problem:
         assert conditions["Degraded"].message == problem
+
+
+def test_a_recomputed_status_merges_into_the_conditions_read_last_and_keeps_the_bus_epoch() -> None:
+    from edgefleet_operator.cluster_status import with_conditions
+
+    from edgefleet.api.cdncluster import CdnClusterStatus
+
+    computed = CdnClusterStatus(observed_generation=2)
+    before = computed.model_copy(deep=True)
+    updates = fleet_conditions({"edge": Replicas(2, 2, 2)}, 2, None)
+    autoscaler = condition("AutoscalerHealthy", False, "MetricsUnavailable", "no Prometheus", 2).model_copy(
+        update={"last_transition_time": "2026-01-01T00:00:00Z"}
+    )
+    first = with_conditions(computed, updates, {"status": {}}, ("epoch-1", False))
+    # After a conflict: the same computed status, merged into what another writer wrote meanwhile.
+    stored = {"metadata": {"generation": 2},
+              "status": {"conditions": [autoscaler.model_dump(by_alias=True, mode="json")]}}  # fmt: skip
+    again = with_conditions(computed, updates, stored, ("epoch-1", False))
+    assert computed == before, "the computed status is left as it was, for the next attempt"
+    assert [c.type for c in first.conditions or []] == ["Ready", "Progressing", "Degraded", "PurgeBusHistoryLost"]
+    assert by_type(again.conditions or [])["AutoscalerHealthy"] == autoscaler
+    assert again.purge_bus_epoch == "epoch-1"
+    assert by_type(again.conditions or [])["PurgeBusHistoryLost"].status == "False"
