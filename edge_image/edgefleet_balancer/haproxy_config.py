@@ -25,6 +25,9 @@ What each part is for (HAProxy 2.6 configuration manual):
   slow-header sockets are closed, so a flood of them cannot hold every slot), ``http-keep-alive`` how long
   an idle keep-alive connection is kept, ``client``/``server`` are *inactivity* timeouts, so a slow client
   downloading 20 MB is never cut off while it keeps reading.
+- Logs: successful requests are not logged (``dontlog-normal``); failed ones (a 5xx, a retry, a
+  redispatch) are raised to level ``err`` (``log-separate-errors``), so they pass the ``notice`` filter
+  with their termination flags (``SC``: no server or no connection, ``sQ``: queue timeout, ...).
 - HAProxy never normalises the target (no ``normalize-uri`` rules): ``%3F``, ``%23`` and ``%2e%2e`` reach
   the edge as the client sent them.
 """
@@ -128,6 +131,7 @@ def render(config: HAProxyConfig) -> str:
         "    log global",
         "    option httplog",
         "    option dontlog-normal",
+        "    option log-separate-errors",
         "    option abortonclose",
         f"    timeout connect {_ms(limits.connect_timeout)}",
         f"    timeout http-request {_ms(limits.request_head_timeout)}",

@@ -458,7 +458,17 @@ def test_deleting_an_edge_pod_under_load_fails_no_request(fleet: Fleet) -> None:
         # The replacement joins: the balancer routes to it while the load continues.
         eventually(lambda: newcomer in load.edges_seen, f"the balancer routing to {newcomer}", 120)
     assert load.failures == [], f"{len(load.failures)} failed GETs of {load.ok + len(load.failures)}: " \
-                                f"{load.failures[:5]}"  # fmt: skip
+                                f"{load.failures[:5]}\n{balancer_story(cluster)}"  # fmt: skip
+
+
+def balancer_story(cluster: NodeCluster) -> str:
+    """What the balancer did meanwhile: the memberships it applied and HAProxy's own log (errors only, with
+    their termination flags, and server state changes), so a failure names its cause."""
+    result = cluster.kubectl("logs", "-n", SHOP, "-l", "app.kubernetes.io/component=balancer", "--tail=400",
+                             "--timestamps", check=False)  # fmt: skip
+    wanted = ("membership", "Server ", "edges/", "backend", "Kubernetes")
+    lines = [line for line in result.stdout.splitlines() if any(w in line for w in wanted)]
+    return "balancer log:\n" + "\n".join(lines[-60:])
 
 
 def test_autoscaler_reading_prometheus_adds_an_edge_that_serves(fleet: Fleet, prometheus: Prometheus) -> None:
