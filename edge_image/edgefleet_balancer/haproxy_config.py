@@ -17,6 +17,15 @@ What each part is for (HAProxy 2.6 configuration manual):
   after the request was sent to GET and HEAD (the predefined ACL ``METH_GET`` matches both), so a POST
   that may have reached an edge is never sent twice (a POST whose connection was refused never reached
   anyone, and may go to the next edge).
+- ``observe layer4 error-limit 1 on-error mark-down``: the first connection a live request cannot open to
+  an edge takes that edge out at once (the health checks take it back as soon as one passes). This is what
+  makes a replaced edge pod cost no request (issue #14): between the old pod's exit and the EndpointSlice
+  update that removes it, every connection to it is refused; the retry is redispatched, but with bounded
+  loads HAProxy's consistent-hash lookup (``chash_get_server_hash``) skips a saturated server, and when
+  every other server is at its bound it gives back the very server it was asked to avoid. With two edges
+  and a few requests in flight that is common, and the retry failed on the dead edge again: HAProxy's own
+  ``503`` (termination ``SC``, one retry, not redispatched). Out of the ring after its first refusal, the
+  dead edge is never the fallback.
 - ``option http-buffer-request`` is deliberately absent: request bodies stream to the edge (a 128 MB upload
   is never held in memory). Only a request with ``Expect: 100-continue`` waits for its body
   (``wait-for-body``, at most 16 KB or 1 s): that makes HAProxy answer "100 Continue" itself and drop the
@@ -165,7 +174,8 @@ def render(config: HAProxyConfig) -> str:
         "    http-check expect status 200",
         *([f"    http-response set-header X-Edge %[srv_name,map({config.edge_names_map},-)]"] if config.x_edge else []),
         f"    default-server {'check ' if config.health_checks else ''}inter {_ms(limits.check_interval)}"
-        f" fall {limits.falls} rise {limits.rises} weight 256 init-addr none",
+        f" fall {limits.falls} rise {limits.rises} weight 256 init-addr none"
+        f"{' observe layer4 error-limit 1 on-error mark-down' if config.health_checks else ''}",
         f"    server-template {SLOT_PREFIX} 1-{config.slots} 0.0.0.0:0 disabled",
         "",
     ]
