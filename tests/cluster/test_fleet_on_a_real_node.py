@@ -431,13 +431,6 @@ class Load:
             thread.join(timeout=30)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known defect (issue #14, open): on this saturated 2-core node HAProxy sometimes answers a few GETs "
-    "'503 No server is available' at one instant while an edge pod is replaced under load (3 of 3942 in one run "
-    "of five). The step still runs every time and reports XPASS when it holds; the failures it records name the "
-    "instant and the edge.",
-)
 def test_deleting_an_edge_pod_under_load_fails_no_request(fleet: Fleet) -> None:
     cluster = fleet.cluster
     keys = [f"catalog/item-{i}.bin" for i in range(12)]
