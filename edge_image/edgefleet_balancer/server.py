@@ -4,7 +4,8 @@ The agent renders HAProxy's configuration, runs HAProxy as a supervised child, l
 ``--edges``, ``PUT /members`` from ``edgefleet up``, or the edges' EndpointSlices in Kubernetes) and puts it
 into HAProxy's server slots through the runtime API. It also serves the admin port (health, readiness,
 membership as HAProxy sees it, and HAProxy's own Prometheus metrics) and sends warm events from the bus
-through HAProxy, so each lands on the edge that owns its key.
+through HAProxy's warm frontend (a unix socket only the agent can open; see ``haproxy_config``), so each
+lands on the edge that owns its key, with the fleet's warm marker (``edgefleet.warm_marker``).
 """
 
 from __future__ import annotations
@@ -28,9 +29,12 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from yarl import URL
 
 from edgefleet import metric_names as names
 from edgefleet.bus import PurgeBus, WarmMessage
+from edgefleet.warm_marker import HEADER as WARM_HEADER
+from edgefleet.warm_marker import warm_marker
 
 from .haproxy_config import BACKEND, HAProxyConfig, HAProxyLimits, render, slot_name
 from .haproxy_process import HAProxyProcess, HAProxyStartError
@@ -136,6 +140,7 @@ class Balancer:
         self.names_map = self.run_dir / "edges.map"
         self.config_path = self.run_dir / "haproxy.cfg"
         self.metrics_socket = self.run_dir / "metrics.sock"
+        self.warm_socket = self.run_dir / "warm.sock"
         self.haproxy = HAProxyProcess(self._haproxy_binary(), self.config_path, self.api)
         self.members: dict[str, EdgeTriple] = {}
         """What the balancer was told, by name."""
@@ -158,18 +163,11 @@ class Balancer:
     def data_port(self) -> int:
         return self.settings.listen[1]
 
-    @property
-    def data_url(self) -> str:
-        """Where the agent itself sends requests into HAProxy (warm events)."""
-        host = self.settings.listen[0]
-        if host in {"0.0.0.0", "", "::"}:
-            host = "127.0.0.1"
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.data_port}"
-
     def haproxy_config(self) -> HAProxyConfig:
         return HAProxyConfig(
             listen=self.settings.listen, metrics_socket=self.metrics_socket, socket=self.api.socket,
-            edge_names_map=self.names_map, hash_key=self.settings.hash_key, load_factor=self.settings.load_factor,
+            edge_names_map=self.names_map, warm_socket=self.warm_socket, hash_key=self.settings.hash_key,
+            load_factor=self.settings.load_factor,
             x_edge=self.settings.x_edge, slots=self.settings.max_edges, threads=self.settings.threads,
             limits=self.settings.limits, health_checks=self.settings.health_checks,
         )  # fmt: skip
@@ -258,15 +256,22 @@ class Balancer:
 
     # ---- warm events ---------------------------------------------------------------------------
 
-    async def _warm(self, entry_id: str, message: WarmMessage) -> None:
+    async def warm(self, path: str) -> tuple[int, str]:
+        """GET ``path`` (a request target: path and query, sent exactly as given) on the edge that owns it,
+        through the warm frontend, with the warm marker; (status, edge that answered)."""
         assert self._session is not None
+        headers = {WARM_HEADER: warm_marker(self.admin_token, path)}
+        url = URL(f"http://edgefleet-warm{path}", encoded=True)
+        async with self._session.get(url, headers=headers) as response:
+            await response.read()
+            return response.status, response.headers.get("X-Edge", "?")
+
+    async def _warm(self, entry_id: str, message: WarmMessage) -> None:
         for path in message.paths:
             try:
-                async with self._session.get(self.data_url + path) as response:
-                    await response.read()
-                    edge = response.headers.get("X-Edge", "?")
-                self.metrics.warm_requests.labels("ok" if response.status < 500 else "error").inc()
-                logger.debug("Warmed %s through %s (%d)", path, edge, response.status)
+                status, edge = await self.warm(path)
+                self.metrics.warm_requests.labels("ok" if status < 500 else "error").inc()
+                logger.debug("Warmed %s through %s (%d)", path, edge, status)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.metrics.warm_requests.labels("error").inc()
                 logger.warning("Warming %s through HAProxy failed: %s", path, exc)
@@ -351,7 +356,11 @@ class Balancer:
         self.config_path.write_text(render(self.haproxy_config()))
         self.names_map.write_text("")
         await self.haproxy.check_config()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), auto_decompress=False)
+        # Warm requests only: every request of this session goes to HAProxy's warm frontend.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(str(self.warm_socket)),
+            timeout=aiohttp.ClientTimeout(total=60), auto_decompress=False,
+        )  # fmt: skip
         await self._start_haproxy()
         if self.settings.edges:
             await self.set_members(list(self.settings.edges))
