@@ -85,8 +85,8 @@ class HAProxyLimits:
     falls: int = 3
     """Failed health checks before an edge is taken out. Tolerant on purpose: on a saturated node an edge's
     /healthz answers slowly while its data port still serves, and taking every edge out at once answers 503
-    ("no server is available") to everyone; a dead edge costs nothing meanwhile, because its refused connections
-    are retried on the next owner (``retry-on conn-failure``)."""
+    ("no server is available") to everyone. A dead edge does not wait for them: the first connection a request
+    cannot open to it takes it out (``observe layer4 ... on-error mark-down``)."""
     rises: int = 1
     """Passed health checks before it is taken back."""
 

@@ -85,6 +85,20 @@ def runtime_commands(
     return commands
 
 
+def reset_commands(wanted: Mapping[int, Member], slots: int, names_map: str | None, checks: bool = True) -> list[str]:
+    """Commands that bring every one of ``slots`` slots to ``wanted`` whatever HAProxy holds now (after a
+    command failed halfway): the names map is cleared, the wanted slots are filled (an edge already there
+    keeps serving: a slot is never put in maintenance on its way to what it already is) and every other
+    slot is emptied."""
+    commands = [f"clear map {names_map}"] if names_map else []
+    for slot in sorted(wanted):
+        commands += _fill(slot, wanted[slot], names_map, checks)
+    for slot in range(1, slots + 1):
+        if slot not in wanted:
+            commands += _empty(slot, None, checks)
+    return commands
+
+
 def _empty(slot: int, names_map: str | None, checks: bool) -> list[str]:
     commands = [f"set server {BACKEND}/{slot_name(slot)} state maint"]
     if not checks:

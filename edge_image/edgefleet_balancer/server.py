@@ -39,7 +39,7 @@ from edgefleet.warm_marker import warm_marker
 from .haproxy_config import BACKEND, HAProxyConfig, HAProxyLimits, render, slot_name
 from .haproxy_process import HAProxyProcess, HAProxyStartError
 from .kube_membership import EndpointSliceWatcher
-from .membership import Member, MembershipError, assign_slots, runtime_commands
+from .membership import Member, MembershipError, assign_slots, reset_commands, runtime_commands
 from .runtime_api import RuntimeApi, RuntimeApiError, ServerStat
 
 logger = logging.getLogger(__name__)
@@ -146,6 +146,8 @@ class Balancer:
         """What the balancer was told, by name."""
         self.slots: dict[int, Member] = {}
         """What HAProxy has now, by slot."""
+        self._unsure = False
+        """A runtime command failed halfway: ``slots`` may not be what HAProxy has."""
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -185,18 +187,24 @@ class Balancer:
 
     async def _apply(self, target: dict[int, Member]) -> None:
         names_map = str(self.names_map) if self.settings.x_edge else None
-        commands = runtime_commands(self.slots, target, names_map, self.settings.health_checks)
+        checks = self.settings.health_checks
+        if self._unsure:
+            commands = reset_commands(target, self.settings.max_edges, names_map, checks)
+        else:
+            commands = runtime_commands(self.slots, target, names_map, checks)
         if not commands:
             return
         try:
             for command in commands:
                 await self.api.change(command)
         except RuntimeApiError:
-            # HAProxy is in an unknown state: forget what we think it has; the next apply (or the restart
-            # after HAProxy dies) sets every slot again from scratch.
-            self.slots = {}
+            # HAProxy is in an unknown state: any slot may hold anything. The next apply sets every slot
+            # again (the wanted ones filled, all others emptied), unless HAProxy restarts first and so
+            # starts from empty slots itself.
+            self._unsure = True
             raise
         self.slots = dict(target)
+        self._unsure = False
         self.metrics.membership_changes.inc()
         logger.info("Set membership to %d edges: %s", len(target),
                     ", ".join(sorted(m.name for m in target.values())) or "none")  # fmt: skip
@@ -250,6 +258,7 @@ class Balancer:
         await self.haproxy.start()
         async with self._lock:
             self.slots = {}
+            self._unsure = False  # a fresh HAProxy: every slot empty, the map empty
             members = list(self.members.values())
         if members:
             await self.set_members(members)

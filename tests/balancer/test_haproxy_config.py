@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from edgefleet_balancer.haproxy_config import HAProxyConfig, render
-from edgefleet_balancer.membership import Member, MembershipError, assign_slots, runtime_commands
+from edgefleet_balancer.membership import Member, MembershipError, assign_slots, reset_commands, runtime_commands
 
 
 def config(**overrides: object) -> str:
@@ -170,3 +170,14 @@ def test_warm_backend_is_the_same_ring_without_bounded_loads() -> None:
 def test_data_frontend_deletes_a_client_sent_warm_marker() -> None:
     assert "http-request del-header X-Edgefleet-Warm" in section(config(), "frontend data")
     assert not any("del-header" in line for line in section(config(), "frontend warm"))
+
+
+def test_reset_commands_fill_the_wanted_slots_without_maintenance_and_empty_all_others() -> None:
+    commands = reset_commands({2: Member("a", "10.0.0.1", 80, 90)}, 3, "/m")
+    assert commands[0] == "clear map /m"
+    assert "set server edges/slot2 state maint" not in commands
+    assert "set server edges/slot2 state ready" in commands
+    assert [c for c in commands if c.endswith("state maint")] == [
+        "set server edges/slot1 state maint",
+        "set server edges/slot3 state maint",
+    ]
