@@ -17,6 +17,15 @@ What each part is for (HAProxy 2.6 configuration manual):
   after the request was sent to GET and HEAD (the predefined ACL ``METH_GET`` matches both), so a POST
   that may have reached an edge is never sent twice (a POST whose connection was refused never reached
   anyone, and may go to the next edge).
+- ``observe layer4 error-limit 1 on-error mark-down``: the first connection a live request cannot open to
+  an edge takes that edge out at once (the health checks take it back as soon as one passes). This is what
+  makes a replaced edge pod cost no request (issue #14): between the old pod's exit and the EndpointSlice
+  update that removes it, every connection to it is refused; the retry is redispatched, but with bounded
+  loads HAProxy's consistent-hash lookup (``chash_get_server_hash``) skips a saturated server, and when
+  every other server is at its bound it gives back the very server it was asked to avoid. With two edges
+  and a few requests in flight that is common, and the retry failed on the dead edge again: HAProxy's own
+  ``503`` (termination ``SC``, one retry, not redispatched). Out of the ring after its first refusal, the
+  dead edge is never the fallback.
 - ``option http-buffer-request`` is deliberately absent: request bodies stream to the edge (a 128 MB upload
   is never held in memory). Only a request with ``Expect: 100-continue`` waits for its body
   (``wait-for-body``, at most 16 KB or 1 s): that makes HAProxy answer "100 Continue" itself and drop the
@@ -25,6 +34,25 @@ What each part is for (HAProxy 2.6 configuration manual):
   slow-header sockets are closed, so a flood of them cannot hold every slot), ``http-keep-alive`` how long
   an idle keep-alive connection is kept, ``client``/``server`` are *inactivity* timeouts, so a slow client
   downloading 20 MB is never cut off while it keeps reading.
+- Logs: successful requests are not logged (``dontlog-normal``); failed ones (a 5xx, a retry, a
+  redispatch) are raised to level ``err`` (``log-separate-errors``), so they pass the ``notice`` filter
+  with their termination flags (``SC``: no server or no connection, ``sQ``: queue timeout, ...).
+- Warm requests have a path of their own: the ``warm`` frontend, on a unix socket in the agent's run
+  directory (mode 600: only the agent can connect), and the ``warm`` backend, whose servers ``track`` the
+  data backend's slots one for one. Same names, same ids (declaration order), same weights, same ``balance``
+  line: the same consistent-hash ring, so a warm request goes where a shopper's request for that key goes
+  when nothing is loaded. What it does *not* have is ``hash-balance-factor``: a warm request always lands on
+  the owner, never spills. And because they are separate server objects, a warm request in flight does not
+  count against the owner's bound on the data path, so it never makes the next shopper's GET of that key
+  spill either. ``track`` keeps the two in step by construction: a slot put in maintenance, taken out by
+  its health checks or brought back is the same in both; only the address is set in both by the runtime API
+  (``membership.runtime_commands``). Why not ``use-server`` on the data frontend: it needs the slot chosen
+  by the agent, i.e. a second implementation of HAProxy's ring in Python that must agree with HAProxy's
+  byte for byte; and why not a header-selected backend on the data port: then any client could send one.
+  (Without health checks, in tests whose edges are unreachable, there is nothing to track: the warm servers
+  start disabled and the runtime API sets their state too.)
+- The data frontend deletes any ``X-Edgefleet-Warm`` header a client sends (``edgefleet.warm_marker``):
+  only the agent's own requests, which come through the warm frontend, carry one.
 - HAProxy never normalises the target (no ``normalize-uri`` rules): ``%3F``, ``%23`` and ``%2e%2e`` reach
   the edge as the client sent them.
 """
@@ -34,7 +62,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgefleet.warm_marker import HEADER as WARM_HEADER
+
 BACKEND = "edges"
+WARM_BACKEND = "warm"
 SLOT_PREFIX = "slot"
 
 
@@ -54,8 +85,8 @@ class HAProxyLimits:
     falls: int = 3
     """Failed health checks before an edge is taken out. Tolerant on purpose: on a saturated node an edge's
     /healthz answers slowly while its data port still serves, and taking every edge out at once answers 503
-    ("no server is available") to everyone; a dead edge costs nothing meanwhile, because its refused connections
-    are retried on the next owner (``retry-on conn-failure``)."""
+    ("no server is available") to everyone. A dead edge does not wait for them: the first connection a request
+    cannot open to it takes it out (``observe layer4 ... on-error mark-down``)."""
     rises: int = 1
     """Passed health checks before it is taken back."""
 
@@ -70,6 +101,8 @@ class HAProxyConfig:
     """The runtime API (stats socket, admin level), for the control plane only."""
     edge_names_map: Path
     """HAProxy map from slot name to edge name, filled through the runtime API, for ``X-Edge``."""
+    warm_socket: Path
+    """Unix socket of the warm frontend: the agent's own path to each key's owner, without bounded loads."""
     hash_key: str = "pathAndQuery"
     load_factor: float = 1.25
     x_edge: bool = True
@@ -111,6 +144,14 @@ def balance_factor(load_factor: float) -> int:
 
 def render(config: HAProxyConfig) -> str:
     limits = config.limits
+    x_edge = (
+        [f"    http-response set-header X-Edge %[srv_name,map({config.edge_names_map},-)]"] if config.x_edge else []
+    )
+    retry = [
+        "    retries 1",
+        "    option redispatch 1",
+        "    retry-on conn-failure empty-response response-timeout",
+    ]
     lines = [
         "# Rendered by edgefleet balancer; membership lives in the runtime API, not in this file.",
         "global",
@@ -128,6 +169,7 @@ def render(config: HAProxyConfig) -> str:
         "    log global",
         "    option httplog",
         "    option dontlog-normal",
+        "    option log-separate-errors",
         "    option abortonclose",
         f"    timeout connect {_ms(limits.connect_timeout)}",
         f"    timeout http-request {_ms(limits.request_head_timeout)}",
@@ -141,7 +183,12 @@ def render(config: HAProxyConfig) -> str:
         f"    bind {_address(*config.listen)}",
         "    option forwardfor",
         "    http-request wait-for-body time 1s at-least 16k if { req.hdr(expect) -i 100-continue }",
+        f"    http-request del-header {WARM_HEADER}",
         f"    default_backend {BACKEND}",
+        "",
+        "frontend warm",
+        f"    bind unix@{config.warm_socket} mode 600",
+        f"    default_backend {WARM_BACKEND}",
         "",
         "frontend metrics",
         f"    bind unix@{config.metrics_socket} mode 600",
@@ -152,17 +199,29 @@ def render(config: HAProxyConfig) -> str:
         f"    {balance_line(config.hash_key)}",
         "    hash-type consistent",
         f"    hash-balance-factor {balance_factor(config.load_factor)}",
-        "    retries 1",
-        "    option redispatch 1",
-        "    retry-on conn-failure empty-response response-timeout",
+        *retry,
         "    http-request disable-l7-retry unless METH_GET",  # METH_GET is GET or HEAD
         "    http-reuse always",
         "    option httpchk GET /healthz",
         "    http-check expect status 200",
-        *([f"    http-response set-header X-Edge %[srv_name,map({config.edge_names_map},-)]"] if config.x_edge else []),
+        *x_edge,
         f"    default-server {'check ' if config.health_checks else ''}inter {_ms(limits.check_interval)}"
-        f" fall {limits.falls} rise {limits.rises} weight 256 init-addr none",
+        f" fall {limits.falls} rise {limits.rises} weight 256 init-addr none"
+        f"{' observe layer4 error-limit 1 on-error mark-down' if config.health_checks else ''}",
         f"    server-template {SLOT_PREFIX} 1-{config.slots} 0.0.0.0:0 disabled",
+        "",
+        f"backend {WARM_BACKEND}",
+        f"    {balance_line(config.hash_key)}",
+        "    hash-type consistent",
+        *retry,
+        "    http-reuse always",
+        *x_edge,
+        "    default-server weight 256 init-addr none",
+        *(
+            f"    server {slot_name(index)} 0.0.0.0:0 "
+            + (f"track {BACKEND}/{slot_name(index)}" if config.health_checks else "disabled")
+            for index in range(1, config.slots + 1)
+        ),
         "",
     ]
     return "\n".join(lines)

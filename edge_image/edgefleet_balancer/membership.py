@@ -14,7 +14,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .haproxy_config import BACKEND, slot_name
+from .haproxy_config import BACKEND, WARM_BACKEND, slot_name
 
 
 class MembershipError(ValueError):
@@ -58,28 +58,67 @@ def assign_slots(members: Iterable[Member], slots: int) -> dict[int, Member]:
 def runtime_commands(
     current: Mapping[int, Member], wanted: Mapping[int, Member], names_map: str | None, checks: bool = True
 ) -> list[str]:
-    """Runtime API commands that turn the ``current`` slots into the ``wanted`` ones.
+    """Runtime API commands that turn the ``current`` slots into the ``wanted`` ones, in both backends.
 
-    A slot that changes hands goes through maintenance first, so no request reaches an address while it
-    is half set up; slots that stay the same are not touched (their health and connections carry on).
-    ``names_map`` is the map that names slots for ``X-Edge`` (None when the header is off); ``checks`` says
-    whether the slots have health checks (whose port is then the edge's admin port).
+    Make before break: free slots are filled first, slots that change hands next, emptied slots last, so
+    an edge that moves to another slot is never out of the ring meanwhile, and the ring never passes
+    through an empty state on its way from one non-empty membership to another. A slot that changes hands
+    goes through maintenance first, so no request reaches an address while it is half set up; slots that
+    stay the same are not touched (their health and connections carry on).
+
+    The warm backend's slots track the data backend's (``haproxy_config``), so they follow its
+    maintenance and health by themselves and need only their address; without health checks (``checks``
+    False: nothing to track) their state is set here as well. ``names_map`` is the map that names slots
+    for ``X-Edge`` (None when the header is off); with checks the check port is the edge's admin port.
     """
+    changed = [slot for slot in sorted(set(current) | set(wanted)) if current.get(slot) != wanted.get(slot)]
+    fills = [slot for slot in changed if slot not in current]
+    handovers = [slot for slot in changed if slot in current and slot in wanted]
+    empties = [slot for slot in changed if slot not in wanted]
     commands: list[str] = []
-    for slot in sorted(set(current) | set(wanted)):
-        before, after = current.get(slot), wanted.get(slot)
-        if before == after:
-            continue
-        server = f"{BACKEND}/{slot_name(slot)}"
-        if before is not None:
-            commands.append(f"set server {server} state maint")
-            if names_map:
-                commands.append(f"del map {names_map} {slot_name(slot)}")
-        if after is not None:
-            commands.append(f"set server {server} addr {after.host} port {after.port}")
-            if checks:
-                commands.append(f"set server {server} check-port {after.check_port or after.port}")
-            if names_map:
-                commands.append(f"add map {names_map} {slot_name(slot)} {after.name}")
-            commands.append(f"set server {server} state ready")
+    for slot in fills:
+        commands += _fill(slot, wanted[slot], names_map, checks)
+    for slot in handovers:
+        commands += _empty(slot, names_map, checks) + _fill(slot, wanted[slot], names_map, checks)
+    for slot in empties:
+        commands += _empty(slot, names_map, checks)
+    return commands
+
+
+def reset_commands(wanted: Mapping[int, Member], slots: int, names_map: str | None, checks: bool = True) -> list[str]:
+    """Commands that bring every one of ``slots`` slots to ``wanted`` whatever HAProxy holds now (after a
+    command failed halfway): the names map is cleared, the wanted slots are filled (an edge already there
+    keeps serving: a slot is never put in maintenance on its way to what it already is) and every other
+    slot is emptied."""
+    commands = [f"clear map {names_map}"] if names_map else []
+    for slot in sorted(wanted):
+        commands += _fill(slot, wanted[slot], names_map, checks)
+    for slot in range(1, slots + 1):
+        if slot not in wanted:
+            commands += _empty(slot, None, checks)
+    return commands
+
+
+def _empty(slot: int, names_map: str | None, checks: bool) -> list[str]:
+    commands = [f"set server {BACKEND}/{slot_name(slot)} state maint"]
+    if not checks:
+        commands.append(f"set server {WARM_BACKEND}/{slot_name(slot)} state maint")
+    if names_map:
+        commands.append(f"del map {names_map} {slot_name(slot)}")
+    return commands
+
+
+def _fill(slot: int, member: Member, names_map: str | None, checks: bool) -> list[str]:
+    server, warm = f"{BACKEND}/{slot_name(slot)}", f"{WARM_BACKEND}/{slot_name(slot)}"
+    commands = [
+        f"set server {server} addr {member.host} port {member.port}",
+        f"set server {warm} addr {member.host} port {member.port}",
+    ]
+    if checks:
+        commands.append(f"set server {server} check-port {member.check_port or member.port}")
+    if names_map:
+        commands.append(f"add map {names_map} {slot_name(slot)} {member.name}")
+    commands.append(f"set server {server} state ready")  # the warm slot follows (track), or:
+    if not checks:
+        commands.append(f"set server {warm} state ready")
     return commands

@@ -4,7 +4,8 @@ The agent renders HAProxy's configuration, runs HAProxy as a supervised child, l
 ``--edges``, ``PUT /members`` from ``edgefleet up``, or the edges' EndpointSlices in Kubernetes) and puts it
 into HAProxy's server slots through the runtime API. It also serves the admin port (health, readiness,
 membership as HAProxy sees it, and HAProxy's own Prometheus metrics) and sends warm events from the bus
-through HAProxy, so each lands on the edge that owns its key.
+through HAProxy's warm frontend (a unix socket only the agent can open; see ``haproxy_config``), so each
+lands on the edge that owns its key, with the fleet's warm marker (``edgefleet.warm_marker``).
 """
 
 from __future__ import annotations
@@ -28,14 +29,17 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
+from yarl import URL
 
 from edgefleet import metric_names as names
 from edgefleet.bus import PurgeBus, WarmMessage
+from edgefleet.warm_marker import HEADER as WARM_HEADER
+from edgefleet.warm_marker import warm_marker
 
 from .haproxy_config import BACKEND, HAProxyConfig, HAProxyLimits, render, slot_name
 from .haproxy_process import HAProxyProcess, HAProxyStartError
 from .kube_membership import EndpointSliceWatcher
-from .membership import Member, MembershipError, assign_slots, runtime_commands
+from .membership import Member, MembershipError, assign_slots, reset_commands, runtime_commands
 from .runtime_api import RuntimeApi, RuntimeApiError, ServerStat
 
 logger = logging.getLogger(__name__)
@@ -136,11 +140,14 @@ class Balancer:
         self.names_map = self.run_dir / "edges.map"
         self.config_path = self.run_dir / "haproxy.cfg"
         self.metrics_socket = self.run_dir / "metrics.sock"
+        self.warm_socket = self.run_dir / "warm.sock"
         self.haproxy = HAProxyProcess(self._haproxy_binary(), self.config_path, self.api)
         self.members: dict[str, EdgeTriple] = {}
         """What the balancer was told, by name."""
         self.slots: dict[int, Member] = {}
         """What HAProxy has now, by slot."""
+        self._unsure = False
+        """A runtime command failed halfway: ``slots`` may not be what HAProxy has."""
         self._lock = asyncio.Lock()
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -158,18 +165,11 @@ class Balancer:
     def data_port(self) -> int:
         return self.settings.listen[1]
 
-    @property
-    def data_url(self) -> str:
-        """Where the agent itself sends requests into HAProxy (warm events)."""
-        host = self.settings.listen[0]
-        if host in {"0.0.0.0", "", "::"}:
-            host = "127.0.0.1"
-        return f"http://{f'[{host}]' if ':' in host else host}:{self.data_port}"
-
     def haproxy_config(self) -> HAProxyConfig:
         return HAProxyConfig(
             listen=self.settings.listen, metrics_socket=self.metrics_socket, socket=self.api.socket,
-            edge_names_map=self.names_map, hash_key=self.settings.hash_key, load_factor=self.settings.load_factor,
+            edge_names_map=self.names_map, warm_socket=self.warm_socket, hash_key=self.settings.hash_key,
+            load_factor=self.settings.load_factor,
             x_edge=self.settings.x_edge, slots=self.settings.max_edges, threads=self.settings.threads,
             limits=self.settings.limits, health_checks=self.settings.health_checks,
         )  # fmt: skip
@@ -187,18 +187,24 @@ class Balancer:
 
     async def _apply(self, target: dict[int, Member]) -> None:
         names_map = str(self.names_map) if self.settings.x_edge else None
-        commands = runtime_commands(self.slots, target, names_map, self.settings.health_checks)
+        checks = self.settings.health_checks
+        if self._unsure:
+            commands = reset_commands(target, self.settings.max_edges, names_map, checks)
+        else:
+            commands = runtime_commands(self.slots, target, names_map, checks)
         if not commands:
             return
         try:
             for command in commands:
                 await self.api.change(command)
         except RuntimeApiError:
-            # HAProxy is in an unknown state: forget what we think it has; the next apply (or the restart
-            # after HAProxy dies) sets every slot again from scratch.
-            self.slots = {}
+            # HAProxy is in an unknown state: any slot may hold anything. The next apply sets every slot
+            # again (the wanted ones filled, all others emptied), unless HAProxy restarts first and so
+            # starts from empty slots itself.
+            self._unsure = True
             raise
         self.slots = dict(target)
+        self._unsure = False
         self.metrics.membership_changes.inc()
         logger.info("Set membership to %d edges: %s", len(target),
                     ", ".join(sorted(m.name for m in target.values())) or "none")  # fmt: skip
@@ -252,21 +258,29 @@ class Balancer:
         await self.haproxy.start()
         async with self._lock:
             self.slots = {}
+            self._unsure = False  # a fresh HAProxy: every slot empty, the map empty
             members = list(self.members.values())
         if members:
             await self.set_members(members)
 
     # ---- warm events ---------------------------------------------------------------------------
 
-    async def _warm(self, entry_id: str, message: WarmMessage) -> None:
+    async def warm(self, path: str) -> tuple[int, str]:
+        """GET ``path`` (a request target: path and query, sent exactly as given) on the edge that owns it,
+        through the warm frontend, with the warm marker; (status, edge that answered)."""
         assert self._session is not None
+        headers = {WARM_HEADER: warm_marker(self.admin_token, path)}
+        url = URL(f"http://edgefleet-warm{path}", encoded=True)
+        async with self._session.get(url, headers=headers) as response:
+            await response.read()
+            return response.status, response.headers.get("X-Edge", "?")
+
+    async def _warm(self, entry_id: str, message: WarmMessage) -> None:
         for path in message.paths:
             try:
-                async with self._session.get(self.data_url + path) as response:
-                    await response.read()
-                    edge = response.headers.get("X-Edge", "?")
-                self.metrics.warm_requests.labels("ok" if response.status < 500 else "error").inc()
-                logger.debug("Warmed %s through %s (%d)", path, edge, response.status)
+                status, edge = await self.warm(path)
+                self.metrics.warm_requests.labels("ok" if status < 500 else "error").inc()
+                logger.debug("Warmed %s through %s (%d)", path, edge, status)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self.metrics.warm_requests.labels("error").inc()
                 logger.warning("Warming %s through HAProxy failed: %s", path, exc)
@@ -351,7 +365,11 @@ class Balancer:
         self.config_path.write_text(render(self.haproxy_config()))
         self.names_map.write_text("")
         await self.haproxy.check_config()
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60), auto_decompress=False)
+        # Warm requests only: every request of this session goes to HAProxy's warm frontend.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.UnixConnector(str(self.warm_socket)),
+            timeout=aiohttp.ClientTimeout(total=60), auto_decompress=False,
+        )  # fmt: skip
         await self._start_haproxy()
         if self.settings.edges:
             await self.set_members(list(self.settings.edges))

@@ -18,6 +18,7 @@ from edgefleet_balancer.haproxy_config import HAProxyLimits
 from edgefleet_balancer.server import Balancer, BalancerSettings
 
 from edgefleet.embedded_redis import free_port
+from edgefleet.warm_marker import HEADER as WARM_HEADER
 from tests.conftest import require
 
 TOKEN = "test-admin-token"
@@ -55,6 +56,12 @@ class StubEdge:
     body_sizes: dict[str, int] = field(default_factory=dict)
     drop: bool = False
     """Read each request, then close the connection without an answer (a crash mid-request)."""
+    warm_markers: dict[str, str | None] = field(default_factory=dict)
+    """Request target -> the ``X-Edgefleet-Warm`` header its last request carried (None: none)."""
+    hold: dict[str, asyncio.Event] = field(default_factory=dict)
+    """Target -> event: the next request for that target is answered only once the event is set."""
+    held: list[str] = field(default_factory=list)
+    """Targets of requests being held right now."""
     runner: web.AppRunner | None = None
 
     @property
@@ -66,6 +73,12 @@ class StubEdge:
             if request.path == "/healthz":
                 return web.Response(text="ok")
             self.seen.append((request.method, request.raw_path))
+            self.warm_markers[request.raw_path] = request.headers.get(WARM_HEADER)
+            release = self.hold.pop(request.raw_path, None)
+            if release is not None:
+                self.held.append(request.raw_path)
+                await release.wait()
+                self.held.remove(request.raw_path)
             digest, size = hashlib.sha256(), 0
             async for chunk in request.content.iter_any():
                 digest.update(chunk)

@@ -7,20 +7,26 @@ from pathlib import Path
 
 import pytest
 from edgefleet_balancer.haproxy_config import HAProxyConfig, render
-from edgefleet_balancer.membership import Member, MembershipError, assign_slots, runtime_commands
+from edgefleet_balancer.membership import Member, MembershipError, assign_slots, reset_commands, runtime_commands
 
 
 def config(**overrides: object) -> str:
     base: dict[str, object] = {
         "listen": ("0.0.0.0", 8080), "metrics_socket": Path("/run/b/metrics.sock"),
         "socket": Path("/run/b/haproxy.sock"), "edge_names_map": Path("/run/b/edges.map"),
+        "warm_socket": Path("/run/b/warm.sock"),
     }  # fmt: skip
     return render(HAProxyConfig(**{**base, **overrides}))  # type: ignore[arg-type]
 
 
+def section(text: str, header: str) -> list[str]:
+    """The lines of one section (``backend edges``, ``frontend data``, ...), stripped."""
+    body = text.split(f"\n{header}\n", 1)[1].split("\n\n", 1)[0]
+    return [line.strip() for line in body.splitlines() if line.strip()]
+
+
 def backend(text: str) -> list[str]:
-    section = text.split("backend edges\n", 1)[1]
-    return [line.strip() for line in section.splitlines() if line.strip()]
+    return section(text, "backend edges")
 
 
 def test_render_is_deterministic() -> None:
@@ -76,8 +82,8 @@ def test_health_checks_ask_each_edge_for_healthz() -> None:
 
 
 def test_x_edge_header_can_be_switched_off() -> None:
-    assert "X-Edge" in config()
-    assert "X-Edge" not in config(x_edge=False)
+    assert "set-header X-Edge " in config()
+    assert "set-header X-Edge " not in config(x_edge=False)
 
 
 def test_exporter_listens_only_on_a_private_socket() -> None:
@@ -113,10 +119,65 @@ def test_runtime_commands_touch_only_slots_that_change() -> None:
     commands = runtime_commands(current, wanted, "/m")
     assert not any("slot1" in c for c in commands)
     assert commands == [
-        "set server edges/slot2 state maint",
-        "del map /m slot2",
         "set server edges/slot3 addr 10.0.0.3 port 80",
+        "set server warm/slot3 addr 10.0.0.3 port 80",
         "set server edges/slot3 check-port 90",
         "add map /m slot3 c",
         "set server edges/slot3 state ready",
+        "set server edges/slot2 state maint",
+        "del map /m slot2",
+    ]
+
+
+def test_runtime_commands_make_before_break() -> None:
+    """An edge that moves slot is in its new slot before it leaves the old one, and a slot that changes
+    hands comes before the slots that only empty: the ring is never without the edges both sides share."""
+    current = {5: Member("a", "10.0.0.1", 80), 9: Member("gone", "10.0.0.9", 80)}
+    wanted = {5: Member("b", "10.0.0.2", 80), 6: Member("a", "10.0.0.1", 80)}
+    commands = runtime_commands(current, wanted, None)
+    order = {c: i for i, c in enumerate(commands)}
+    assert order["set server edges/slot6 state ready"] < order["set server edges/slot5 state maint"]
+    assert order["set server edges/slot5 state maint"] < order["set server edges/slot5 addr 10.0.0.2 port 80"]
+    assert order["set server edges/slot5 state ready"] < order["set server edges/slot9 state maint"]
+
+
+def test_runtime_commands_address_the_warm_slot_and_leave_its_state_to_tracking() -> None:
+    commands = runtime_commands({}, {4: Member("a", "10.0.0.1", 80, 90)}, None)
+    assert "set server warm/slot4 addr 10.0.0.1 port 80" in commands
+    assert not any(c.startswith("set server warm/") and "state" in c for c in commands)
+
+
+def test_runtime_commands_set_the_warm_state_when_there_is_nothing_to_track() -> None:
+    up = runtime_commands({}, {4: Member("a", "10.0.0.1", 80)}, None, checks=False)
+    down = runtime_commands({4: Member("a", "10.0.0.1", 80)}, {}, None, checks=False)
+    assert "set server warm/slot4 state ready" in up
+    assert down == ["set server edges/slot4 state maint", "set server warm/slot4 state maint"]
+
+
+def test_warm_backend_is_the_same_ring_without_bounded_loads() -> None:
+    text = config(slots=3)
+    data, warm = backend(text), section(text, "backend warm")
+    assert [line for line in warm if line.startswith(("balance", "hash-type"))] == [
+        line for line in data if line.startswith(("balance", "hash-type"))
+    ]
+    assert not any(line.startswith("hash-balance-factor") for line in warm)
+    assert [line for line in warm if line.startswith("server ")] == [
+        f"server slot{i} 0.0.0.0:0 track edges/slot{i}" for i in (1, 2, 3)
+    ]
+    assert "bind unix@/run/b/warm.sock mode 600" in section(text, "frontend warm")
+
+
+def test_data_frontend_deletes_a_client_sent_warm_marker() -> None:
+    assert "http-request del-header X-Edgefleet-Warm" in section(config(), "frontend data")
+    assert not any("del-header" in line for line in section(config(), "frontend warm"))
+
+
+def test_reset_commands_fill_the_wanted_slots_without_maintenance_and_empty_all_others() -> None:
+    commands = reset_commands({2: Member("a", "10.0.0.1", 80, 90)}, 3, "/m")
+    assert commands[0] == "clear map /m"
+    assert "set server edges/slot2 state maint" not in commands
+    assert "set server edges/slot2 state ready" in commands
+    assert [c for c in commands if c.endswith("state maint")] == [
+        "set server edges/slot1 state maint",
+        "set server edges/slot3 state maint",
     ]
