@@ -12,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from edgefleet.bus import PurgeBus, WarmMessage
 from edgefleet.embedded_redis import free_port
-from tests.balancer.harness import eventually, haproxy_available, running
+from tests.balancer.harness import TOKEN, eventually, haproxy_available, running
+
+LARGE = bytes(range(256)) * 4096
+"""1 MiB: under the edge's default policy a new object this much larger than what it stores waits for its second
+request, unless the request is the fleet's own (marked) warm request."""
 
 
 @dataclass
@@ -43,6 +48,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], what: str) -> None:
 def real_edge(tmp_path: Path) -> Iterator[RealEdge]:
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "a.bin").write_bytes(b"x" * 1000)
+    (tmp_path / "assets" / "large.bin").write_bytes(LARGE)
     origin, edge, admin = free_port(), free_port(), free_port()
     cli = [sys.executable, "-m", "edgefleet.cli"]
     processes = [
@@ -53,7 +59,8 @@ def real_edge(tmp_path: Path) -> Iterator[RealEdge]:
         wait_ready(f"http://127.0.0.1:{origin}/healthz", processes[0], "origin")
         processes.append(subprocess.Popen(
             [*cli, "edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen", f"127.0.0.1:{admin}",
-             "--origin", f"http://127.0.0.1:{origin}", "--name", "edge-0"],
+             "--origin", f"http://127.0.0.1:{origin}", "--name", "edge-0", "--memory", "16Mi",
+             "--admin-token", TOKEN],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
         wait_ready(f"http://127.0.0.1:{admin}/healthz", processes[1], "edge")
         yield RealEdge(f"http://127.0.0.1:{edge}", f"http://127.0.0.1:{admin}")
@@ -105,3 +112,34 @@ async def test_a_real_edge_serves_hits_through_the_balancer(real_edge: RealEdge)
                 assert response.headers["X-Edge"] == "edge-0"
                 caches.append(response.headers["X-Cache"][:4])
         assert caches == ["MISS", "HIT"]
+
+
+async def test_an_uploads_warm_request_stores_a_large_object_so_the_first_shopper_gets_a_hit(
+    real_edge: RealEdge, redis_url: str
+) -> None:
+    """The whole warm chain with a real edge: bus event -> agent -> HAProxy's warm path (with the marker) -> the
+    edge admits it on this first request. Without the marker the edge declines it and the shopper gets a MISS."""
+    import aiohttp
+    import redis.asyncio as aioredis
+
+    haproxy_available()
+    async with running(0, redis=redis_url) as s:
+        assert await s.put_members([{"name": "edge-0", "url": real_edge.url, "admin_url": real_edge.admin_url}]) == 200
+        await eventually(s.all_up, "the real edge to pass its health check")
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            await PurgeBus(client, "shop").publish_warm(WarmMessage(paths=("/assets/large.bin",), issuer="test"))
+        finally:
+            await client.aclose()
+
+        async def warmed() -> bool:
+            url, headers = real_edge.admin_url + "/metrics", {"Authorization": f"Bearer {TOKEN}"}
+            async with aiohttp.ClientSession() as admin, admin.get(url, headers=headers) as r:
+                text = await r.text()
+            return any(line.startswith("edgefleet_edge_requests_total{") and 'cache_status="miss"' in line
+                       for line in text.splitlines())  # fmt: skip
+
+        await eventually(warmed, "the warm request to reach the edge")
+        async with s.session.get(s.url + "/assets/large.bin") as response:
+            assert response.status == 200 and await response.read() == LARGE
+            assert response.headers["X-Cache"].startswith("HIT"), response.headers.get("Cache-Status")
