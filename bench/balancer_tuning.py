@@ -8,6 +8,7 @@ rounds alternating, and CPU per request comes from /proc (user + system, all thr
 difference from ``base`` is inside it has shown nothing.
 
     .venv/bin/python bench/balancer_tuning.py --duration 2 --rounds 7 base base-again no-forwardfor no-x-edge
+    .venv/bin/python bench/balancer_tuning.py --syscalls --duration 3 base lean   # system calls per request
     .venv/bin/python bench/balancer_tuning.py --list
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -116,6 +118,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--list", action="store_true", help="list the variants and exit")
+    parser.add_argument(
+        "--syscalls",
+        action="store_true",
+        help="instead of CPU, count each server's system calls per request (strace -c, one run each)",
+    )
     args = parser.parse_args()
     if args.list:
         for name, (what, _) in VARIANTS.items():
@@ -157,6 +164,10 @@ def main() -> int:
             asyncio.run(fill_slots(RuntimeApi(home / "api.sock"), commands))
             wait_http(f"http://127.0.0.1:{port}{path}")
             targets[name] = (port, haproxy.pid)
+        if args.syscalls:
+            for name, (port, pid) in targets.items():
+                count_syscalls(name, f"http://127.0.0.1:{port}{path}", pid, args, work / f"{name}.strace")
+            return 0
         for _ in range(args.rounds):
             for name, (port, pid) in targets.items():
                 before = times([pid]), times([edge_proc.pid])
@@ -167,6 +178,26 @@ def main() -> int:
                 runs[name].append((result.requests, front, edge_t.total / max(1, result.requests) * 1e6))
     report(runs, args)
     return 0
+
+
+def count_syscalls(name: str, url: str, pid: int, args: argparse.Namespace, out: Path) -> None:
+    """strace slows the server down, so this says how many calls a request takes, not what they cost."""
+    tracer = subprocess.Popen(["strace", "-c", "-f", "-p", str(pid), "-o", str(out)], stderr=subprocess.PIPE, text=True)
+    try:
+        assert tracer.stderr is not None
+        if "attached" not in tracer.stderr.readline():  # strace says so once it traces; EOF if it could not
+            raise RuntimeError(f"strace could not attach to {name} (pid {pid})")
+        result = wrk(url, args.duration, args.connections, cpu=1)
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=30)
+    calls = []
+    for line in out.read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 5 and fields[3].isdigit() and fields[-1] != "total":
+            calls.append((int(fields[3]) / max(1, result.requests), fields[-1]))
+    top = ", ".join(f"{call} {per:.2f}" for per, call in sorted(calls, reverse=True) if per >= 0.01)
+    print(f"{name:<20}{sum(per for per, _ in calls):6.2f} system calls per request: {top}")
 
 
 def report(runs: dict[str, list[tuple[int, Times, float]]], args: argparse.Namespace) -> None:
