@@ -98,6 +98,21 @@ VARIANTS: dict[str, tuple[str, list[Edit]]] = {
 }  # fmt: skip
 
 
+SWITCHES = ("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of every thread of ``pid`` so far."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:
+            continue  # the thread exited while we looked
+        total += sum(int(line.split()[1]) for line in lines if line.startswith(SWITCHES))
+    return total
+
+
 async def fill_slots(api: RuntimeApi, commands: list[str]) -> None:
     for command in commands:
         await api.change(command)
@@ -131,6 +146,8 @@ def main() -> int:
     if "base" not in args.variants:
         args.variants.insert(0, "base")
     runs: dict[str, list[tuple[int, Times, float]]] = {name: [] for name in ["direct", *args.variants]}
+    switches: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
+    """Context switches per request of the front and of the edge, per round."""
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         work = Path(tmp)
         seed_file_origin(work / "assets", {"bench/10k.bin": b"x" * 10_240})
@@ -171,12 +188,16 @@ def main() -> int:
         for _ in range(args.rounds):
             for name, (port, pid) in targets.items():
                 before = times([pid]), times([edge_proc.pid])
+                switched = context_switches(pid), context_switches(edge_proc.pid)
                 result = wrk(f"http://127.0.0.1:{port}{path}", args.duration, args.connections, cpu=1)
                 front, edge_t = times([pid]) - before[0], times([edge_proc.pid]) - before[1]
                 if result.errors:
                     raise RuntimeError(f"{name}: {result.errors} errors")
                 runs[name].append((result.requests, front, edge_t.total / max(1, result.requests) * 1e6))
-    report(runs, args)
+                done = max(1, result.requests)
+                switches[name].append(((context_switches(pid) - switched[0]) / done,
+                                       (context_switches(edge_proc.pid) - switched[1]) / done))  # fmt: skip
+    report(runs, switches, args)
     return 0
 
 
@@ -200,7 +221,10 @@ def count_syscalls(name: str, url: str, pid: int, args: argparse.Namespace, out:
     print(f"{name:<20}{sum(per for per, _ in calls):6.2f} system calls per request: {top}")
 
 
-def report(runs: dict[str, list[tuple[int, Times, float]]], args: argparse.Namespace) -> None:
+def report(
+    runs: dict[str, list[tuple[int, Times, float]]], switches: dict[str, list[tuple[float, float]]],
+    args: argparse.Namespace,
+) -> None:  # fmt: skip
     def us(requests: int, t: Times) -> float:
         return t.total / max(1, requests) * 1e6
 
@@ -209,7 +233,7 @@ def report(runs: dict[str, list[tuple[int, Times, float]]], args: argparse.Names
     print(f"median of {args.rounds} alternating rounds, {args.duration}s each, {args.connections} connections; "
           "ratios are medians of each round's ratio")  # fmt: skip
     print(f"{'variant':<20}{'front us/req':>13}{'user':>7}{'sys':>7}{'edge us/req':>13}"
-          f"{'vs base':>9}{'vs direct edge':>16}{'vs edge same run':>18}")  # fmt: skip
+          f"{'vs base':>9}{'vs direct edge':>16}{'vs edge same run':>18}{'switches/req':>14}{'(edge)':>8}")  # fmt: skip
     for name, rounds in runs.items():
         front = [us(n, t) for n, t, _ in rounds]
         user = med(us(n, Times(t.user)) for n, t, _ in rounds)
@@ -218,7 +242,8 @@ def report(runs: dict[str, list[tuple[int, Times, float]]], args: argparse.Names
         vs_direct = med(f / d for f, (_, _, d) in zip(front, direct, strict=True))
         same_run = med(f / e for f, (_, _, e) in zip(front, rounds, strict=True))
         print(f"{name:<20}{med(front):>13.1f}{user:>7.1f}{system:>7.1f}{med(e for _, _, e in rounds):>13.1f}"
-              f"{vs_base:>9.2f}{vs_direct:>16.2f}{same_run:>18.2f}")  # fmt: skip
+              f"{vs_base:>9.2f}{vs_direct:>16.2f}{same_run:>18.2f}"
+              f"{med(f for f, _ in switches[name]):>14.2f}{med(e for _, e in switches[name]):>8.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
