@@ -154,6 +154,11 @@ def render(config: HAProxyConfig) -> str:
     ]
     lines = [
         "# Rendered by edgefleet balancer; membership lives in the runtime API, not in this file.",
+        # Tuning is HAProxy's defaults on purpose (tune.bufsize 16k, epoll without busy-polling, profiling.tasks
+        # auto, keep-alive on both sides): bench/balancer_tuning.py measured each alternative side by side and none
+        # cut CPU per request beyond its noise floor; a bigger buffer, a second thread on a shared core,
+        # busy-polling and http-server-close cost more. HAProxy already makes the fewest system calls a proxied
+        # request can take (one read and one write per side), which is most of its CPU (bench/README.md).
         "global",
         f"    maxconn {limits.max_connections}",
         *([f"    nbthread {config.threads}"] if config.threads else []),
