@@ -187,6 +187,14 @@ class Transfer:
         """CRC-32 of what was written so far (``body_check``): the stored entry's checksum once whole."""
         self.complete = False
         self.failed = False
+        self.abandoned = False
+        """No longer written to the file (the disk had no room for more): the rest goes to readers from memory."""
+        self._file_end: int | None = None
+        self._held = b""
+        self._held_at = 0
+        self._offsets: dict[int, int] = {}
+        """Each open reader's position (``id`` of the reader), which an abandoned transfer waits on."""
+        self._taken: asyncio.Event = asyncio.Event()
         self._fd: int | None = os.open(path, os.O_RDWR)
         self._users = 1  # the writer
         self._more: asyncio.Event = asyncio.Event()
@@ -200,6 +208,32 @@ class Transfer:
         self.written += len(data)
         self.crc = checksum(data, self.crc)
         self._wake()
+
+    def abandon(self) -> None:
+        """Stop writing to the file: what is in it stays readable, later chunks go through ``put`` one at a time."""
+        self.abandoned = True
+        self._file_end = self._held_at = self.written
+
+    async def put(self, data: bytes) -> None:
+        """``write``, or once abandoned, hand ``data`` to the readers from memory: it waits until every open reader
+        has taken everything before (memory stays one chunk; the origin goes at the slowest reader's pace)."""
+        if not self.abandoned:
+            self.write(data)
+            return
+        while any(offset < self.written for offset in self._offsets.values()):
+            self._taken.clear()
+            await self._taken.wait()
+        self._held, self._held_at = data, self.written
+        self.written += len(data)
+        self.crc = checksum(data, self.crc)
+        self._wake()
+
+    def _advanced(self, reader: int, offset: int | None) -> None:
+        if offset is None:
+            self._offsets.pop(reader, None)
+        else:
+            self._offsets[reader] = offset
+        self._taken.set()
 
     def finish(self) -> None:
         """The body is whole (the caller has already moved the file into the store, or removed it)."""
@@ -238,6 +272,11 @@ class Transfer:
             self._fd = None
 
     def _read(self, offset: int, count: int) -> bytes:
+        if self._file_end is not None and offset >= self._file_end:
+            start = offset - self._held_at  # >= 0: the writer waits for every reader before moving on
+            return self._held[start : start + count]
+        if self._file_end is not None:
+            count = min(count, self._file_end - offset)
         assert self._fd is not None
         return os.pread(self._fd, count, offset)
 
@@ -248,6 +287,7 @@ class TransferReader:
     def __init__(self, transfer: Transfer) -> None:
         self._transfer: Transfer | None = transfer
         self.length = transfer.length
+        transfer._advanced(id(self), 0)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         offset = 0
@@ -258,6 +298,7 @@ class TransferReader:
             if offset < transfer.written:
                 data = transfer._read(offset, min(FILE_CHUNK, transfer.written - offset))
                 offset += len(data)
+                transfer._advanced(id(self), offset)
                 yield data
             elif transfer.failed:
                 raise StreamAborted("origin failed mid-body")
@@ -268,6 +309,7 @@ class TransferReader:
 
     def close(self) -> None:
         if self._transfer is not None:
+            self._transfer._advanced(id(self), None)
             self._transfer._release()
             self._transfer = None
 
