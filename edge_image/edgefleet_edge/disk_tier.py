@@ -143,7 +143,9 @@ class DiskTier:
         self.capacity = capacity
         self.objects.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE for every write), reads are single statements.
-        self._db = sqlite3.connect(cache_dir / INDEX_FILE, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        # Any thread: start-up recovery runs in one (``Edge.start``), never alongside the loop's use.
+        self._db = sqlite3.connect(cache_dir / INDEX_FILE, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                                   check_same_thread=False)  # fmt: skip
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # a cache: losing the last commits to a power cut is fine
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")

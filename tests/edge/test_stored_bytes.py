@@ -6,8 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import sqlite3
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import aiohttp
@@ -41,10 +42,12 @@ async def small_memory_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator
     await edge.stop()
 
 
-def body_files(edge: EdgeUnderTest) -> dict[str, Path]:
-    """The disk tier's body files, by the path of the object they hold."""
-    store = edge.edge.store
-    return {entry.path: store._body_path(entry.id) for entry in store.entries.values() if entry.tier == "disk"}
+def body_files(edge: EdgeUnderTest, paths: Iterable[str]) -> dict[str, Path]:
+    """The disk tier's body files of the objects only the disk holds (not copied into memory), by path."""
+    disk = edge.edge.store.disk
+    assert disk is not None
+    return {entry.path: disk.body_path(entry) for path in paths for entry in disk.variants(path)
+            if path not in edge.edge.store.by_key}  # fmt: skip
 
 
 @pytest.mark.parametrize("damage", ["truncated", "bit-flipped"])
@@ -57,7 +60,7 @@ async def test_a_damaged_body_file_is_never_served_as_whole(
     serve(edge.origin, bodies)
     for path in bodies:
         await edge.get(path)
-    on_disk = body_files(edge)
+    on_disk = body_files(edge, bodies)
     assert on_disk, "some objects live on the disk tier"
     path, file = next(iter(sorted(on_disk.items())))
     data = file.read_bytes()
@@ -78,19 +81,45 @@ async def test_a_damaged_body_file_is_never_served_as_whole(
     assert edge.edge.store.stats.corrupt == 1
 
 
-async def test_a_disk_written_by_an_older_version_without_checksums_is_still_read(
-    small_memory_edge: EdgeUnderTest,
+def old_json_layout(cache_dir: Path) -> None:
+    """The single-process layout before the sqlite index: a body and its JSON sidecar."""
+    objects_dir = cache_dir / "objects"
+    objects_dir.mkdir(parents=True)
+    (objects_dir / "0123abcd.body").write_bytes(b"stale bytes of /old/0.bin")
+    (objects_dir / "0123abcd.meta").write_text('{"key": "/old/0.bin", "path": "/old/0.bin", "size": 25}')
+
+
+def old_sqlite_index(cache_dir: Path) -> None:
+    """The first sqlite index (user_version 0): a row naming a body file, which this version must not trust."""
+    objects_dir = cache_dir / "objects"
+    objects_dir.mkdir(parents=True)
+    (objects_dir / "0123abcd-aa.body").write_bytes(b"stale bytes of /old/0.bin")
+    db = sqlite3.connect(cache_dir / "index.sqlite")
+    db.execute("CREATE TABLE entries (id TEXT PRIMARY KEY, key TEXT, path TEXT, file TEXT, size INTEGER,"
+               " stale INTEGER, ref INTEGER, seq INTEGER, meta TEXT)")  # fmt: skip
+    db.execute("INSERT INTO entries VALUES ('0123abcd', '/old/0.bin', '/old/0.bin', '0123abcd-aa.body', 25, 0, 0, 0,"
+               " '{}')")  # fmt: skip
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("layout", [old_json_layout, old_sqlite_index], ids=["json-sidecars", "sqlite-v1"])
+async def test_a_disk_tier_written_by_an_older_version_is_discarded_at_start_up(
+    origin: OriginStub, tmp_path: Path, layout: Callable[[Path], None]
 ) -> None:
-    edge = small_memory_edge
-    bodies = objects(100 * 1024, 3, "old")
-    serve(edge.origin, bodies)
-    for path in bodies:
-        await edge.get(path)
-    for entry in edge.edge.store.entries.values():
-        entry.checksum = ""  # as stored before checksums existed: checked by length alone
-    for path, body in bodies.items():
-        response = await edge.get(path)
-        assert response.headers["X-Cache"] == "HIT" and await response.read() == body
+    cache_dir = tmp_path / "cache"
+    layout(cache_dir)
+    bodies = objects(6 * 1024, 1, "old")
+    serve(origin, bodies)
+    edge = Edge(settings_for(origin, cache_dir=cache_dir, memory=64 * 1024, disk=64 * 2**20))
+    await edge.start()
+    try:
+        assert sorted(p.name for p in (cache_dir / "objects").iterdir()) == [], "the old files are gone"
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{edge.data_port}/old/0.bin") as r:
+            assert r.headers["X-Cache"] != "HIT" and await r.read() == bodies["/old/0.bin"]
+        assert origin.count("/old/0.bin") == 1
+    finally:
+        await edge.stop()
 
 
 def can_mount() -> bool:
