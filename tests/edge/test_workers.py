@@ -107,12 +107,14 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
         memory: str = "8Mi",
         redis: str | None = None,
         policy: str = "s3fifo-sa",
+        workers: int = 2,
+        cache_dir: Path | None = None,
     ) -> WorkersEdge:
         data_port, admin_port = free_port(), free_port()
-        cache_dir = tmp_path / "cache"
+        cache_dir = cache_dir or tmp_path / "cache"
         log = tmp_path / f"edge-{len(started)}.log"
         command = [
-            EDGEFLEET, "edge", "--workers", "2", "--name", "edge-w", "--cluster", "shop",
+            EDGEFLEET, "edge", "--workers", str(workers), "--name", "edge-w", "--cluster", "shop",
             "--listen", f"127.0.0.1:{data_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
             "--origin", f"http://127.0.0.1:{origin.port}", "--memory", memory, "--disk", disk,
             "--cache-dir", str(cache_dir), "--log-level", "INFO",
