@@ -336,22 +336,24 @@ async def test_stopped_supervisor_leaves_no_worker_behind(
 
 
 async def test_disk_limit_holds_for_all_workers_together(origin: OriginStub, start_edge: StartEdge) -> None:
-    blob = b"x" * 4096
+    blob = b"x" * 65_536
     for i in range(60):
         origin.routes[f"/assets/{i}.bin"] = lambda request: web.Response(
             body=blob, headers={"Cache-Control": "max-age=300"}
         )
-    # Without size-aware admission: at these tier sizes every object counts as large.
-    edge = await start_edge(disk="64Ki", memory="64Ki", policy="s3fifo")
+    # Without size-aware admission; --disk bounds the index as well as the bodies (2 MiB hold about 28 of these).
+    edge = await start_edge(disk="2Mi", memory="64Ki", policy="s3fifo")
     for i in range(60):
         response, body = await edge.get(f"/assets/{i}.bin")
         assert response.status == 200 and body == blob
     metrics = await edge.metrics()
     disk_bytes = metrics[(names.EDGE_CACHE_BYTES, (("tier", "disk"),))]
-    assert 0 < disk_bytes <= 64 * 1024
+    assert 0 < disk_bytes <= 2 * 2**20
     on_disk = sum(path.stat().st_size for path in (edge.cache_dir / "objects").iterdir())
     assert on_disk == disk_bytes
-    assert metrics[(names.EDGE_EVICTIONS, (("tier", "disk"),))] >= 60 - 16
+    index = sum(path.stat().st_size for path in edge.cache_dir.glob("index.sqlite*"))
+    assert on_disk + index <= 2 * 2**20
+    assert metrics[(names.EDGE_EVICTIONS, (("tier", "disk"),))] >= 60 - 32
     served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
     assert sum(served.values()) == 60
 
