@@ -575,7 +575,7 @@ class CachingProxy:
         if plan.status == 416:
             headers["Content-Range"] = f"bytes */{entry.size}"
             return EdgeResponse(416, headers)
-        if entry.body is None and entry.size > self.stream_above:
+        if entry.body is None and entry.size > min(self.stream_above, self.store.inline_read):
             return self._from_body_file(request, entry, plan, headers)
         body = self.store.read_body(entry)
         if plan.status == 206:
@@ -624,6 +624,8 @@ class CachingProxy:
             # A whole body is checked as it streams: a changed byte aborts the connection (the client never takes
             # it for complete) and evicts the entry. Ranges are checked by length only.
             body.verify(entry.checksum, lambda: self.store.corrupt(entry, "checksum mismatch while streaming"))
+            if entry.size <= self.stream_above:
+                body.on_whole(lambda data: self.store.promote(entry, data))  # read off the loop, then kept
         return self._stream_response(request, status, headers, body)
 
     def _from_fetched(self, request: EdgeRequest, fetched: Fetched, outcome: Outcome, detail: str) -> EdgeResponse:

@@ -48,6 +48,9 @@ DISK_PAUSE_SECONDS = 30.0
 DISK_HEADROOM = 4 * 2**20
 """Free space the filesystem must keep beyond an object for it to be written (other writers, the index)."""
 DiskError = (OSError, sqlite3.Error)
+INLINE_READ = 64 * 1024
+"""Disk hits up to this size are read on the event loop (one short read); larger ones stream from their file,
+read in a worker thread (``streaming.FileBody``), so a slow disk does not stall the memory hits."""
 
 
 @dataclass
@@ -75,6 +78,8 @@ class Store:
             DiskTier(cache_dir, disk_bytes, policy) if cache_dir is not None and disk_bytes > 0 else None
         )
         self.max_memory_object = self.memory.max_object
+        self.inline_read = min(INLINE_READ, self.max_memory_object)
+        """Bodies of disk hits larger than this are not read on the event loop (``INLINE_READ``)."""
         # The memory tier's own maps, bound for the hit path (``plain_hits``): memory hits never reach the disk.
         self.entries = self.memory.entries
         self.by_key = self.memory.by_key
@@ -122,14 +127,19 @@ class Store:
             return None
         self.disk.touch(entry_id)
         self.disk_hits += 1
-        if not self.memory.holds(entry.size):
-            return entry  # large: the proxy streams it from its file
+        if entry.size > self.inline_read:
+            return entry  # the proxy streams it from its file, off the loop (and ``promote``s it when whole)
         try:
             body = self.read_body(entry)
         except CorruptBody:
             return None
-        self.memory.keep(entry, body)
+        self.promote(entry, body)
         return entry
+
+    def promote(self, entry: Entry, body: bytes) -> None:
+        """Keep a memory copy of a disk hit's checked body, when it is small enough for memory and still stored."""
+        if self.memory.holds(entry.size) and entry.id not in self.entries and self._holds(entry.id):
+            self.memory.keep(entry, body)
 
     def read_body(self, entry: Entry) -> bytes:
         """The body, checked against its length and checksum; ``CorruptBody`` (and the entry evicted) if not."""

@@ -59,10 +59,13 @@ class HeadOnly:
 
 
 class FileBody:
-    """Segments of a stored body file, read chunk by chunk.
+    """Segments of a stored body file, read chunk by chunk in a worker thread.
 
     The file is opened when the response is built: a purge, eviction or replacement after that unlinks or
-    replaces the name, not the body this response is sending.
+    replaces the name, not the body this response is sending. Reads (and the checksum) run off the event loop, so
+    a slow or cold disk delays this response only, never the memory hits the loop serves meanwhile. Invariant:
+    the descriptor is closed only when no read is in flight (a close during one is done when it returns), so a
+    thread never reads a descriptor number the process has reused.
     """
 
     def __init__(self, path: Path, segments: Sequence[Segment]) -> None:
@@ -72,39 +75,66 @@ class FileBody:
         self.length: int | None = segments_length(segments)
         self._expected: str | None = None
         self._on_mismatch: Callable[[], None] | None = None
+        self._on_whole: Callable[[bytes], None] | None = None
+        self._reading = False
+        self._closed = False
 
     def verify(self, expected: str, on_mismatch: Callable[[], None]) -> None:
         """Check the whole body against ``expected`` (``body_check``) as it is sent; on a mismatch call
         ``on_mismatch`` and abort the stream before its last bytes."""
         self._expected, self._on_mismatch = expected, on_mismatch
 
+    def on_whole(self, callback: Callable[[bytes], None]) -> None:
+        """Hand the whole body to ``callback`` once it has been read and checked (the store keeps a memory copy)."""
+        self._on_whole = callback
+
+    def _read(self, fd: int, count: int, offset: int, crc: int) -> tuple[bytes, int]:
+        data = os.pread(fd, count, offset)
+        return data, checksum(data, crc) if self._expected is not None else crc
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         crc = 0
+        kept: list[bytes] | None = [] if self._on_whole is not None else None
         for segment in self._segments:
             if isinstance(segment, bytes):
                 yield segment
                 continue
             offset, remaining = segment
             while remaining > 0:
+                if self._fd is None or self._closed:
+                    raise StreamAborted("body file closed")
+                self._reading = True
+                try:
+                    data, crc = await asyncio.to_thread(self._read, self._fd, min(FILE_CHUNK, remaining), offset, crc)
+                finally:
+                    self._reading = False
+                    if self._closed:
+                        self._close_fd()
                 if self._fd is None:
                     raise StreamAborted("body file closed")
-                data = os.pread(self._fd, min(FILE_CHUNK, remaining), offset)
                 if not data:
                     raise StreamAborted("stored body file is shorter than its entry says")
                 offset += len(data)
                 remaining -= len(data)
-                if self._expected is not None:
-                    crc = checksum(data, crc)
-                    if remaining == 0 and as_text(crc) != self._expected:
-                        if self._on_mismatch is not None:
-                            self._on_mismatch()
-                        raise StreamAborted("stored body does not match its checksum")
+                if self._expected is not None and remaining == 0 and as_text(crc) != self._expected:
+                    if self._on_mismatch is not None:
+                        self._on_mismatch()
+                    raise StreamAborted("stored body does not match its checksum")
+                if kept is not None:
+                    kept.append(data)
                 yield data
+        if kept is not None and self._on_whole is not None and self._expected is not None:
+            self._on_whole(b"".join(kept))
 
-    def close(self) -> None:
+    def _close_fd(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def close(self) -> None:
+        self._closed = True
+        if not self._reading:
+            self._close_fd()
 
     async def aclose(self) -> None:
         self.close()

@@ -47,8 +47,8 @@ STREAMS = 16
 @WORKERS
 async def test_disk_limit_holds_with_many_streams_in_flight(
     origin: OriginStub,
-    start_edge: StartEdge,
-    workers: int,  # noqa: F811
+    start_edge: StartEdge,  # noqa: F811 (the fixture imported above)
+    workers: int,
 ) -> None:
     release = asyncio.Event()
     halfway: set[str] = set()
@@ -102,8 +102,8 @@ async def test_disk_limit_holds_with_many_streams_in_flight(
 @WORKERS
 async def test_default_policy_stores_a_large_object_on_its_second_request(
     origin: OriginStub,
-    start_edge: StartEdge,
-    workers: int,  # noqa: F811
+    start_edge: StartEdge,  # noqa: F811 (the fixture imported above)
+    workers: int,
 ) -> None:
     body = b"L" * (512 * 1024)  # large for a 64 MiB disk tier (over 1/1024 of it), small enough to read whole
     origin.routes["/big.jpg"] = lambda request: web.Response(body=body, headers={"Cache-Control": "max-age=600"})
