@@ -135,7 +135,15 @@ class _FleetStoreCollector(Collector):
         )  # fmt: skip
         for tier in ("memory", "disk"):
             declined.add_metric([tier], sum(s.get(f"{tier}_declined", 0) for s in stats))
-        yield from (used, objects, capacity, evictions, declined)
+        corrupt = CounterMetricFamily(
+            names.EDGE_CORRUPT_BODIES.removesuffix("_total"), "Stored bodies found damaged when read, and evicted."
+        )
+        corrupt.add_metric([], sum(s.get("corrupt", 0) for s in stats))
+        disk_errors = CounterMetricFamily(
+            names.EDGE_DISK_WRITE_ERRORS.removesuffix("_total"), "Disk tier writes that failed; served unstored."
+        )
+        disk_errors.add_metric([], sum(s.get("disk_errors", 0) for s in stats))
+        yield from (used, objects, capacity, evictions, declined, corrupt, disk_errors)
         serving = GaugeMetricFamily(names.EDGE_WORKERS_SERVING, "Worker processes serving the data port.")
         serving.add_metric([], sum(1 for slot in sup.slots if slot.serving))
         restarts = CounterMetricFamily(

@@ -93,6 +93,8 @@ class Worker:
                 "memory_evictions": self.store.evictions()["memory"],
                 "memory_declined": self.store.stats.declined["memory"],
                 "disk_declined": self.store.stats.declined["disk"],
+                "corrupt": self.store.stats.corrupt,
+                "disk_errors": self.store.stats.disk_errors,
                 "requests": requests,
                 "shared_disk_hits": self.store.disk_hits,
             }
