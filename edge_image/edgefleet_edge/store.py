@@ -278,6 +278,8 @@ class Store:
     def grow_reservation(self, reservation: Reservation, size: int) -> bool:
         """Hold ``size`` bytes for a stream longer than it said; False (the stream goes unstored) if they cannot be
         had."""
+        if size <= reservation.size:
+            return True  # the common case, once per chunk: no system call
         if self.disk is None or not self.fits_disk(size - reservation.size):
             return False
         try:
@@ -321,7 +323,10 @@ class Store:
         """Invalidate every variant of ``key`` (an unsafe method, a no-store answer), in every worker."""
         removed = self.forget_key(key)
         if self.disk is not None:
-            removed += self.disk.remove_key(key)
+            try:
+                removed += self.disk.remove_key(key)
+            except sqlite3.Error as exc:
+                logger.warning("Could not remove %s from the disk tier: %s", key, exc)
         if self.on_invalidate is not None:
             self.on_invalidate(key)
         return removed
