@@ -378,10 +378,10 @@ class CachingProxy:
         stored = False
         try:
             for chunk in prefix:
-                await self._fill_chunk(transfer, reservation, chunk)
+                await self._fill_chunk(transfer, reservation, chunk, entry.key)
             prefix.clear()
             async for chunk in response.iter_chunks():
-                await self._fill_chunk(transfer, reservation, chunk)
+                await self._fill_chunk(transfer, reservation, chunk, entry.key)
             if transfer.length is not None and transfer.written != transfer.length:
                 raise StreamAborted(f"origin sent {transfer.written} of {transfer.length} bytes")
             entry.size, entry.checksum = transfer.written, as_text(transfer.crc)
@@ -404,9 +404,9 @@ class CachingProxy:
                 self.store.release(reservation)
         transfer.finish()
 
-    async def _fill_chunk(self, transfer: Transfer, reservation: Reservation, chunk: bytes) -> None:
+    async def _fill_chunk(self, transfer: Transfer, reservation: Reservation, chunk: bytes, key: str) -> None:
         if not transfer.abandoned and not self.store.grow_reservation(reservation, transfer.written + len(chunk)):
-            logger.info("Stored no copy of %s: the disk tier has no room for more of it", transfer.path.name)
+            logger.info("Stored no copy of %s: the disk tier has no room for more of it", key)
             transfer.abandon()
         await transfer.put(chunk)
 
