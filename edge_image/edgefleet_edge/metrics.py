@@ -30,11 +30,12 @@ class _StoreCollector(Collector):
             names.EDGE_ADMISSIONS_DECLINED.removesuffix("_total"), "New objects admission did not store.",
             labels=["tier"],
         )  # fmt: skip
+        tier_evictions = self.store.evictions()
         for tier, (nbytes, count, cap) in self.store.tier_stats().items():
             used.add_metric([tier], nbytes)
             objects.add_metric([tier], count)
             capacity.add_metric([tier], cap)
-            evictions.add_metric([tier], self.store.stats.evictions[tier])
+            evictions.add_metric([tier], tier_evictions[tier])
             declined.add_metric([tier], self.store.stats.declined[tier])
         corrupt = CounterMetricFamily(
             names.EDGE_CORRUPT_BODIES.removesuffix("_total"), "Stored bodies found damaged when read, and evicted."

@@ -117,8 +117,8 @@ class PlainHits:
         if entry.status != 200:
             return None
         body = entry.body
-        if body is None and entry.size > self.stream_above:
-            return None  # a large disk object streams from its file (handle)
+        if body is None and entry.size > min(self.stream_above, self.store.inline_read):
+            return None  # a large disk object streams from its file, read off the loop (handle)
         age = fresh_age(entry, time.time())
         if age is None:
             return None  # stale or soft-purged: the general path decides (decision.decide)

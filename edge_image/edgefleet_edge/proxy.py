@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from multidict import CIMultiDict
 
@@ -40,7 +39,7 @@ from .responses import (
     not_modified,
     plan_range,
 )
-from .store import Entry, Store
+from .store import Entry, Reservation, Store
 from .streaming import FileBody, HeadOnly, LocalStream, MemorySegments, OriginBody, Segment, Transfer, segments_length
 
 logger = logging.getLogger(__name__)
@@ -343,9 +342,11 @@ class CachingProxy:
                 return self._complete(status, raw_headers, body, entry, generation, contended())
         size = max(declared or 0, sum(map(len, prefix)))
         if entry is not None and self.store.fits_disk(size) and (contended() or self.store.admits_to_disk(entry, size)):
-            path = self.store.new_temp_body()  # None after a disk error: served unstored, like any other
-            if path is not None:
-                return self._start_transfer(response, entry.headers, entry, prefix, declared, generation, path)
+            # Space for the whole body is held before it streams in (``--disk`` bounds bodies in flight too); None
+            # when there is none, or after a disk error: served unstored, like any other.
+            reservation = self.store.reserve_disk(size)
+            if reservation is not None:
+                return self._start_transfer(response, entry.headers, entry, prefix, declared, generation, reservation)
         # Uncacheable, larger than the disk tier, or not admitted (admission remembers it for the next request):
         # straight through to this one client, not stored. A storable one is reported as the miss it is.
         stream = HeadOnly(declared) if request.method == "HEAD" else OriginBody(response, declared, prefix)
@@ -361,31 +362,44 @@ class CachingProxy:
         prefix: list[bytes],
         declared: int | None,
         generation: int,
-        path: Path,
+        reservation: Reservation,
     ) -> Fetched:
-        transfer = Transfer(path, declared)
+        transfer = Transfer(reservation.path, declared)
         reader = transfer.reader()
-        task = asyncio.get_running_loop().create_task(self._fill(transfer, response, entry, prefix, generation))
+        fill = self._fill(transfer, response, entry, prefix, generation, reservation)
+        task = asyncio.get_running_loop().create_task(fill)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         return Fetched(response.status, headers, None, None, stream=reader, transfer=transfer, shared_as=entry)
 
     async def _fill(
-        self, transfer: Transfer, response: OriginResponse, entry: Entry, prefix: list[bytes], generation: int
+        self,
+        transfer: Transfer,
+        response: OriginResponse,
+        entry: Entry,
+        prefix: list[bytes],
+        generation: int,
+        reservation: Reservation,
     ) -> None:
-        """Receive the whole body into the transfer's file, at the origin's pace; store it only when whole."""
+        """Receive the whole body into the transfer's file, at the origin's pace; store it only when whole.
+
+        A body longer than its reservation (no Content-Length, or a wrong one) grows it; when the disk has no more
+        room, the body is abandoned as unstored and still goes to every reader (``Transfer.abandon``)."""
+        stored = False
         try:
             for chunk in prefix:
-                transfer.write(chunk)
+                await self._fill_chunk(transfer, reservation, chunk, entry.key)
             prefix.clear()
             async for chunk in response.iter_chunks():
-                transfer.write(chunk)
+                await self._fill_chunk(transfer, reservation, chunk, entry.key)
             if transfer.length is not None and transfer.written != transfer.length:
                 raise StreamAborted(f"origin sent {transfer.written} of {transfer.length} bytes")
             entry.size, entry.checksum = transfer.written, as_text(transfer.crc)
             entry.stale = generation != self.store.purge_generation  # a purge raced this fetch
-            # Moves the file in (admission was asked before the transfer began), or removes it if it cannot fit.
-            self.store.put(entry, body_file=transfer.path, admitted=True)
+            if not transfer.abandoned:
+                # Moves the file in (admission was asked before the transfer began), or removes it if it cannot fit.
+                stored = True
+                self.store.put(entry, reservation=reservation, admitted=True)
         except (OriginError, TimeoutError, OSError, StreamAborted) as exc:
             logger.warning("Origin body for %s failed after %d bytes: %s", entry.key, transfer.written,
                            exc or type(exc).__name__)  # fmt: skip
@@ -396,7 +410,15 @@ class CachingProxy:
             raise
         finally:
             response.release()  # back to the pool only if the body arrived whole
+            if not stored:
+                self.store.release(reservation)
         transfer.finish()
+
+    async def _fill_chunk(self, transfer: Transfer, reservation: Reservation, chunk: bytes, key: str) -> None:
+        if not transfer.abandoned and not self.store.grow_reservation(reservation, transfer.written + len(chunk)):
+            logger.info("Stored no copy of %s: the disk tier has no room for more of it", key)
+            transfer.abandon()
+        await transfer.put(chunk)
 
     async def _read_body(self, response: OriginResponse) -> bytes:
         """Unsafe-method responses are read whole, up to ``max_body_in_flight``."""
@@ -563,7 +585,7 @@ class CachingProxy:
         if plan.status == 416:
             headers["Content-Range"] = f"bytes */{entry.size}"
             return EdgeResponse(416, headers)
-        if entry.body is None and entry.size > self.stream_above:
+        if entry.body is None and entry.size > min(self.stream_above, self.store.inline_read):
             return self._from_body_file(request, entry, plan, headers)
         body = self.store.read_body(entry)
         if plan.status == 206:
@@ -612,6 +634,8 @@ class CachingProxy:
             # A whole body is checked as it streams: a changed byte aborts the connection (the client never takes
             # it for complete) and evicts the entry. Ranges are checked by length only.
             body.verify(entry.checksum, lambda: self.store.corrupt(entry, "checksum mismatch while streaming"))
+            if entry.size <= self.stream_above:
+                body.on_whole(lambda data: self.store.promote(entry, data))  # read off the loop, then kept
         return self._stream_response(request, status, headers, body)
 
     def _from_fetched(self, request: EdgeRequest, fetched: Fetched, outcome: Outcome, detail: str) -> EdgeResponse:

@@ -106,5 +106,6 @@ class Edge:
             await self.data_plane.stop()
         for runner in self._runners:
             await runner.cleanup()
+        self.store.close()
         if self._redis is not None:
             await self._redis.aclose()

@@ -1,94 +1,62 @@
-"""The edge's storage: a memory tier and a disk tier, each under a hard byte limit, with one index.
+"""The edge's storage: this process's memory tier in front of the disk tier, one composition for one worker or many.
 
-Small bodies live in memory; when the memory tier evicts them they move to disk (if there is a disk
-tier), and bodies too large for memory go to disk directly (streamed ones as a finished temp file from
-``new_temp_body``, moved in by ``put(body_file=...)``). The disk tier survives restarts: each
-object is a body file plus a metadata file renamed into place last, so a torn write leaves a body
-without metadata, which start-up deletes and never serves. Every body carries a CRC-32 and is checked before it
-is served (``body_check``); a disk error serves the request unstored and pauses disk writes for a while.
+The hierarchy is inclusive (write-through), for every worker count. An object is written to the disk tier when it
+is stored (when there is one), and small objects are also kept in the memory tier; a disk hit on a small object
+is copied into memory. Evicting from memory only forgets the copy. Chosen once, for all worker counts, because:
+- with ``--workers N`` the memory tiers are per process and the disk is shared, so an object one worker fetched
+  must be on the disk for the others to hit it; an exclusive hierarchy (demote on memory eviction) cannot be
+  exclusive against N memories anyway;
+- a memory eviction never writes (demotions wrote bodies to disk on the hit path, at the moment memory was
+  under pressure), and a restart loses nothing but the memory copies;
+- the cost, the disk holding copies of what memory holds, is the memory tier's size, small next to the disk's.
+With no disk tier, the memory tier is the only one, and its own admission decides.
 
-Each tier admits and evicts by the policy chosen on traces (``tiers.py``; ``bench/hitratio.py``): by default
-``s3fifo-gdsf``, S3-FIFO's probation queue in front of a GDSF-ordered main queue, under which a new object much
-larger than the objects the tier usually stores waits for its second request; ``s3fifo-sa``, ``s3fifo`` and
-``lru`` remain selectable (``--cache-policy``). Admission is asked only for objects new to the cache:
-replacements and demotions from memory to disk are always kept. The index also answers purges by path, prefix,
-surrogate key and all.
+Admission (``--cache-policy``) is asked once per object new to the cache, of the tier of record: the disk tier
+when there is one (its state shared by all workers, ``disk_policy.py``), else the memory tier. Replacements, and
+objects the caller says were ``admitted`` (streamed bodies asked before they were fetched, bodies collapsed
+requests were waiting for) skip it. Every body read from disk is checked (length and CRC-32, ``body_check``); a
+damaged one is evicted and counted. A disk error (ENOSPC, EIO, a full index) serves the request unstored and
+pauses disk writes for ``DISK_PAUSE_SECONDS``.
+
+Purges and invalidations: this process's memory and the disk; with ``--workers N`` the supervisor tells the other
+workers (``on_invalidate``, ``supervisor.py``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import os
 import shutil
-import tempfile
+import sqlite3
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from .body_check import CorruptBody, matches
-from .tiers import DEFAULT_POLICY, TierPolicy, make_tier_policy
+from .disk_tier import DiskTier, Reservation
+from .entry import Entry, Tier
+from .memory_tier import MemoryTier
+from .purge_selector import PurgeSelector
+from .tiers import DEFAULT_POLICY
+
+__all__ = ["DISK_PAUSE_SECONDS", "Entry", "Reservation", "Store", "StoreStats", "Tier"]
 
 logger = logging.getLogger(__name__)
 
-Tier = Literal["memory", "disk"]
 DISK_PAUSE_SECONDS = 30.0
 """After a failed disk write, objects are served unstored this long before the disk is tried again."""
 DISK_HEADROOM = 4 * 2**20
-"""Free space the filesystem must keep beyond an object for it to be written (metadata, other writers)."""
-
-
-@dataclass
-class Entry:
-    """A stored response. ``body`` is set for the memory tier; disk entries read ``body_path``."""
-
-    key: str
-    variant: str
-    path: str
-    status: int
-    headers: list[tuple[str, str]]
-    size: int
-    request_time: float
-    response_time: float
-    initial_age: float
-    lifetime: float
-    stale_while_revalidate: float
-    stale_if_error: float
-    must_revalidate: bool
-    vary: tuple[str, ...]
-    surrogate_keys: tuple[str, ...]
-    stale: bool = False
-    """Soft-purged: serve only after revalidation."""
-    grace_allowed: bool = True
-    """Whether the edge's grace may serve it stale when the origin fails (``freshness.Policy.grace_allowed``)."""
-    checksum: str = ""
-    """CRC-32 of the body (``body_check``); empty for entries stored before checksums existed."""
-    body: bytes | None = field(default=None, repr=False)
-    tier: Tier = "memory"
-    hit_head: bytes | None = field(default=None, repr=False, compare=False)
-    """The serialised response head for a plain hit, minus Age and Date (built once)."""
-
-    @property
-    def id(self) -> str:
-        return hashlib.sha256(f"{self.key}\x00{self.variant}".encode()).hexdigest()[:32]
-
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lowered:
-                return value
-        return None
+"""Free space the filesystem must keep beyond an object for it to be written (other writers, the index)."""
+DiskError = (OSError, sqlite3.Error)
+INLINE_READ = 64 * 1024
+"""Disk hits up to this size are read on the event loop (one short read); larger ones stream from their file,
+read in a worker thread (``streaming.FileBody``), so a slow disk does not stall the memory hits."""
 
 
 @dataclass
 class StoreStats:
-    evictions: dict[str, int] = field(default_factory=lambda: {"memory": 0, "disk": 0})
     declined: dict[str, int] = field(default_factory=lambda: {"memory": 0, "disk": 0})
-    """New objects each tier's admission did not store (their next request may be stored)."""
+    """New objects admission did not store, by the tier that was asked (their next request may be stored)."""
     corrupt: int = 0
     """Stored bodies found truncated or changed when read, and evicted."""
     disk_errors: int = 0
@@ -97,42 +65,91 @@ class StoreStats:
 
 class Store:
     def __init__(
-        self, memory_bytes: int, disk_bytes: int, cache_dir: Path | None, policy: str = DEFAULT_POLICY
+        self,
+        memory_bytes: int,
+        disk_bytes: int,
+        cache_dir: Path | None,
+        policy: str = DEFAULT_POLICY,
+        *,
+        on_invalidate: Callable[[str], None] | None = None,
     ) -> None:
-        self.memory: TierPolicy = make_tier_policy(policy, memory_bytes)
-        self.disk: TierPolicy = make_tier_policy(policy, disk_bytes if cache_dir is not None else 0)
-        self.cache_dir = cache_dir
-        # Objects larger than this skip memory: one object never takes more than an eighth of it.
-        self.max_memory_object = max(1, memory_bytes // 8)
-        self.entries: dict[str, Entry] = {}
-        self.by_key: dict[str, set[str]] = {}
-        self.by_path: dict[str, set[str]] = {}
-        self.by_tag: dict[str, set[str]] = {}
+        self.memory = MemoryTier(memory_bytes, policy)
+        self.disk: DiskTier | None = (
+            DiskTier(cache_dir, disk_bytes, policy) if cache_dir is not None and disk_bytes > 0 else None
+        )
+        self.max_memory_object = self.memory.max_object
+        self.inline_read = min(INLINE_READ, self.max_memory_object)
+        """Bodies of disk hits larger than this are not read on the event loop (``INLINE_READ``)."""
+        # The memory tier's own maps, bound for the hit path (``plain_hits``): memory hits never reach the disk.
+        self.entries = self.memory.entries
+        self.by_key = self.memory.by_key
+        self.on_invalidate = on_invalidate
+        """Told the key of every invalidation made here, so the supervisor can tell the other workers."""
         self.stats = StoreStats()
+        self.disk_hits = 0
         self.purge_generation = 0
         """Bumped by every purge: a fetch that started before a purge must not be stored as fresh."""
         self._disk_paused_until = 0.0
-        if cache_dir is not None:
-            (cache_dir / "objects").mkdir(parents=True, exist_ok=True)
+
+    def close(self) -> None:
+        if self.disk is not None:
+            self.disk.close()
 
     # ---- lookup --------------------------------------------------------------------------------
 
     def variants(self, key: str) -> Iterator[Entry]:
-        for entry_id in self.by_key.get(key, ()):
-            yield self.entries[entry_id]
+        local = self.by_key.get(key)
+        if local:
+            yield from self.memory.variants(key)
+        if self.disk is None:
+            return
+        # Lazily: a memory hit (the caller stops at the first match) never reaches sqlite.
+        try:
+            found = self.disk.variants(key)
+        except sqlite3.Error as exc:
+            logger.warning("Could not read %s from the disk tier: %s", key, exc)
+            return
+        for entry in found:
+            if not local or entry.id not in local:
+                yield entry
 
     def get(self, entry_id: str) -> Entry | None:
-        entry = self.entries.get(entry_id)
-        if entry is not None:
-            (self.memory if entry.tier == "memory" else self.disk).touch(entry_id)
+        """The entry, counted as a hit. A small disk entry comes back as a checked memory copy (None if damaged)."""
+        entry = self.memory.get(entry_id)
+        if entry is not None or self.disk is None:
+            return entry
+        try:
+            entry = self.disk.lookup(entry_id)
+        except sqlite3.Error as exc:
+            logger.warning("Could not read %s from the disk tier: %s", entry_id, exc)
+            return None
+        if entry is None:
+            return None
+        self.disk.touch(entry_id)
+        self.disk_hits += 1
+        if entry.size > self.inline_read:
+            return entry  # the proxy streams it from its file, off the loop (and ``promote``s it when whole)
+        try:
+            body = self.read_body(entry)
+        except CorruptBody:
+            return None
+        self.promote(entry, body)
         return entry
+
+    def promote(self, entry: Entry, body: bytes) -> None:
+        """Keep a memory copy of a disk hit's checked body, when it is small enough for memory and still stored."""
+        if self.memory.holds(entry.size) and entry.id not in self.entries and self._holds(entry.id):
+            self.memory.keep(entry, body)
 
     def read_body(self, entry: Entry) -> bytes:
         """The body, checked against its length and checksum; ``CorruptBody`` (and the entry evicted) if not."""
         if entry.body is not None:
             return entry.body
+        path = self.body_file(entry)
+        if path is None:
+            raise CorruptBody(entry.id)
         try:
-            data = self._body_path(entry.id).read_bytes()
+            data = path.read_bytes()
         except OSError as exc:
             self.corrupt(entry, f"unreadable: {exc.strerror or exc}")
             raise CorruptBody(entry.id) from exc
@@ -148,128 +165,175 @@ class Store:
         self.remove(entry.id)
 
     def body_file(self, entry: Entry) -> Path | None:
-        return None if entry.body is not None else self._body_path(entry.id)
+        if entry.body is not None or not entry.disk_file or self.disk is None:
+            return None
+        return self.disk.body_path(entry)
+
+    def _holds(self, entry_id: str) -> bool:
+        if entry_id in self.entries:
+            return True
+        try:
+            return self.disk is not None and self.disk.contains(entry_id)
+        except sqlite3.Error:
+            return False
 
     # ---- storing -------------------------------------------------------------------------------
 
     def put(
-        self, entry: Entry, body: bytes | None = None, body_file: Path | None = None, *, admitted: bool = False
+        self,
+        entry: Entry,
+        body: bytes | None = None,
+        reservation: Reservation | None = None,
+        *,
+        admitted: bool = False,
     ) -> bool:
-        """Store ``entry`` with its body (bytes, or a finished temp file to move in). False when it is not stored.
+        """Store ``entry`` with its body: bytes, or a finished stream's ``reservation`` (its temp file moves in).
+        False when no tier keeps it; the response is then served from the bytes at hand.
 
-        An object new to the cache must pass the admission of the tier it would land in (the memory tier if
-        it is small enough for it, else the disk tier); a declined object is not stored, and with the default
-        policy that is how a large object's first request goes. A replacement of a stored entry (a refetch)
-        skips admission: the object was admitted already. Demotions from memory to disk never ask, and nor
-        does an object the caller says was ``admitted``: a streamed body whose admission was asked before it was
-        fetched (``admits_to_disk``), or one that collapsed requests were waiting for (its second request).
+        An object new to the cache must pass the admission of the tier of record (see the module docstring),
+        unless ``admitted``; a replacement of a stored entry (a refetch) skips it.
         """
-        new = entry.id not in self.entries and not admitted
-        self.remove(entry.id)
-        if body is not None and entry.size <= self.max_memory_object and entry.size <= self.memory.capacity:
+        new = not admitted and not self._holds(entry.id)
+        self.memory.drop(entry.id)
+        small = body is not None and self.memory.holds(entry.size)
+        if self.disk is None:
+            if not small or body is None:
+                return False
             if new and not self.memory.admits(entry.id, entry.size):
                 self.stats.declined["memory"] += 1
                 return False
-            entry.body, entry.tier = body, "memory"
-            self._index(entry)
-            for victim in self.memory.add(entry.id, entry.size):
-                self._demote(victim)
+            self.memory.keep(entry, body)
             return True
-        fits = self.fits_disk(entry.size, written=body_file is not None)
-        if not fits or (new and not self._admitted_to_disk(entry.id, entry.size)):
-            if body_file is not None:
-                body_file.unlink(missing_ok=True)
+        if new and not self._admitted_to_disk(entry.id, entry.size):
+            if reservation is not None:
+                self.release(reservation)
             return False
-        if not self._written(entry, body, body_file):
-            return False
-        self._index(entry)
-        for victim in self.disk.add(entry.id, entry.size):
-            self._drop(victim, evicted=True)
-        return True
+        on_disk = self._write_disk(entry, body, reservation)
+        if small and body is not None:
+            self.memory.keep(entry, body)
+            return True
+        entry.tier, entry.body = "disk", body  # not in memory: served from the bytes at hand, later from disk
+        return on_disk
 
-    def _written(self, entry: Entry, body: bytes | None, body_file: Path | None) -> bool:
-        """Write an entry to the disk tier; on a disk error (ENOSPC, EIO, ...) count it, pause disk writes for a
-        while, and report it not stored: the response is served from the bytes at hand, never an error."""
-        entry.tier, entry.body = "disk", None
-        try:
-            self._write_disk(entry, body, body_file)
-        except OSError as exc:
-            self.disk_failed(entry.key, exc)
-            for leftover in (body_file, self._body_path(entry.id), self._meta_path(entry.id)):
-                if leftover is not None:
-                    leftover.unlink(missing_ok=True)
-            entry.body, entry.tier = body, "memory"
+    def _write_disk(self, entry: Entry, body: bytes | None, reservation: Reservation | None) -> bool:
+        """Write through to the disk tier; on a disk error count it, pause disk writes, and report it not stored."""
+        assert self.disk is not None
+        if not self.fits_disk(entry.size, written=reservation is not None):
+            if reservation is not None:
+                self.release(reservation)
             return False
-        return True
+        try:
+            return self.disk.put(entry, body=body, reservation=reservation)
+        except DiskError as exc:
+            self.disk_failed(entry.key, exc)
+            if reservation is not None:
+                self.release(reservation)
+            return False
 
     def admits_to_disk(self, entry: Entry, size: int) -> bool:
-        """Whether a large body about to stream from the origin would be stored on the disk tier: it fits,
-        and it is admitted if it is new to the cache. Asked once, before the body is fetched."""
+        """Whether a large body about to stream from the origin would be stored on the disk tier: it fits, and it
+        is admitted if it is new to the cache. Asked once, before the body is fetched."""
         if not self.fits_disk(size):
             return False
-        return entry.id in self.entries or self._admitted_to_disk(entry.id, size)
+        return self._holds(entry.id) or self._admitted_to_disk(entry.id, size)
 
     def _admitted_to_disk(self, entry_id: str, size: int) -> bool:
-        if self.disk.admits(entry_id, size):
-            return True
+        assert self.disk is not None
+        try:
+            if self.disk.admits(entry_id, size):
+                return True
+        except DiskError as exc:
+            logger.warning("Could not ask the disk tier's admission for %s: %s", entry_id, exc)
+            return False
         self.stats.declined["disk"] += 1
         return False
 
-    def _demote(self, entry_id: str) -> None:
-        entry = self.entries.get(entry_id)
-        if entry is None:
-            return
-        self.stats.evictions["memory"] += 1
-        body = entry.body
-        self._drop(entry_id, evicted=False)
-        if body is not None and self.fits_disk(entry.size):
-            if not self._written(entry, body, None):
-                return
-            self._index(entry)
-            for victim in self.disk.add(entry.id, entry.size):
-                self._drop(victim, evicted=True)
+    def fits_disk(self, size: int, *, written: bool = False) -> bool:
+        """Whether an object of ``size`` bytes can be stored on the disk tier (evicting others as needed): it is no
+        larger than the tier, disk writes are not paused after an error, and the filesystem has room for it (unless
+        it is ``written`` already: a finished temp file moves in by rename)."""
+        if self.disk is None or size > self.disk.capacity:
+            return False
+        if self._disk_paused_until and time.monotonic() < self._disk_paused_until:
+            return False
+        if written:
+            return True
+        try:
+            free = shutil.disk_usage(self.disk.cache_dir).free
+        except OSError:
+            return False
+        return size + DISK_HEADROOM <= free
 
-    def _index(self, entry: Entry) -> None:
-        self.entries[entry.id] = entry
-        self.by_key.setdefault(entry.key, set()).add(entry.id)
-        self.by_path.setdefault(entry.path, set()).add(entry.id)
-        for tag in entry.surrogate_keys:
-            self.by_tag.setdefault(tag, set()).add(entry.id)
+    def reserve_disk(self, size: int) -> Reservation | None:
+        """Disk space and a temp file for a body about to stream in (``size``: its Content-Length, or what is known
+        of it), or None: no disk tier, no room, or a disk error. Give it back with ``put`` or ``release``."""
+        if self.disk is None or not self.fits_disk(size):
+            return None
+        try:
+            return self.disk.reserve(size)
+        except DiskError as exc:
+            self.disk_failed("a temp file", exc)
+            return None
 
-    def _drop(self, entry_id: str, *, evicted: bool) -> None:
-        entry = self.entries.pop(entry_id, None)
-        if entry is None:
+    def grow_reservation(self, reservation: Reservation, size: int) -> bool:
+        """Hold ``size`` bytes for a stream longer than it said; False (the stream goes unstored) if they cannot be
+        had."""
+        if size <= reservation.size:
+            return True  # the common case, once per chunk: no system call
+        if self.disk is None or not self.fits_disk(size - reservation.size):
+            return False
+        try:
+            return self.disk.grow(reservation, size)
+        except DiskError as exc:
+            self.disk_failed("a growing temp file", exc)
+            return False
+
+    def release(self, reservation: Reservation) -> None:
+        if self.disk is not None:
+            self.disk.release(reservation)
+
+    def disk_failed(self, what: str, exc: BaseException) -> None:
+        """Count a failed disk write and pause disk writes for a while (``DISK_PAUSE_SECONDS``)."""
+        self.stats.disk_errors += 1
+        self._disk_paused_until = time.monotonic() + DISK_PAUSE_SECONDS
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        logger.warning("Disk tier write of %s failed (%s): disk writes paused for %.0f s",
+                       what, reason, DISK_PAUSE_SECONDS)  # fmt: skip
+
+    def update_meta(self, entry: Entry) -> None:
+        """Persist an entry's changed headers and freshness (a 304 refreshed it) on the disk tier."""
+        if self.disk is None or not entry.disk_file:
             return
-        tier = self.memory if entry.tier == "memory" else self.disk
-        tier.remove(entry_id)
-        if evicted:
-            self.stats.evictions[entry.tier] += 1
-        for index, name in ((self.by_key, entry.key), (self.by_path, entry.path)):
-            members = index.get(name)
-            if members is not None:
-                members.discard(entry_id)
-                if not members:
-                    del index[name]
-        for tag in entry.surrogate_keys:
-            members = self.by_tag.get(tag)
-            if members is not None:
-                members.discard(entry_id)
-                if not members:
-                    del self.by_tag[tag]
-        if entry.tier == "disk":
-            self._body_path(entry_id).unlink(missing_ok=True)
-            self._meta_path(entry_id).unlink(missing_ok=True)
+        try:
+            self.disk.update_meta(entry)
+        except DiskError as exc:
+            logger.warning("Could not update %s on the disk tier: %s", entry.key, exc)
+
+    # ---- removal and purges --------------------------------------------------------------------
 
     def remove(self, entry_id: str) -> None:
-        self._drop(entry_id, evicted=False)
+        self.memory.drop(entry_id)
+        if self.disk is not None:
+            try:
+                self.disk.remove((entry_id,))
+            except sqlite3.Error as exc:
+                logger.warning("Could not remove %s from the disk tier: %s", entry_id, exc)
 
     def remove_key(self, key: str) -> int:
-        ids = list(self.by_key.get(key, ()))
-        for entry_id in ids:
-            self.remove(entry_id)
-        return len(ids)
+        """Invalidate every variant of ``key`` (an unsafe method, a no-store answer), in every worker."""
+        removed = self.forget_key(key)
+        if self.disk is not None:
+            try:
+                removed += self.disk.remove_key(key)
+            except sqlite3.Error as exc:
+                logger.warning("Could not remove %s from the disk tier: %s", key, exc)
+        if self.on_invalidate is not None:
+            self.on_invalidate(key)
+        return removed
 
-    # ---- purges --------------------------------------------------------------------------------
+    def forget_key(self, key: str) -> int:
+        """Drop this process's memory copies of ``key`` (another worker invalidated it)."""
+        return self.memory.drop_key(key)
 
     def matching(
         self,
@@ -279,18 +343,11 @@ class Store:
         tags: tuple[str, ...] = (),
         everything: bool = False,
     ) -> set[str]:
-        if everything:
-            return set(self.entries)
-        ids: set[str] = set()
-        for path in paths:
-            ids |= self.by_path.get(path, set())
-        for tag in tags:
-            ids |= self.by_tag.get(tag, set())
-        if prefixes:
-            for path, members in self.by_path.items():
-                if path.startswith(prefixes):
-                    ids |= members
-        return ids
+        selector = PurgeSelector(paths, prefixes, tags, everything)
+        found = self.memory.matching(selector)
+        if self.disk is not None:
+            found |= self.disk.matching(selector)
+        return found
 
     def purge(self, ids: set[str], *, soft: bool) -> int:
         self.purge_generation += 1
@@ -300,125 +357,32 @@ class Store:
                 continue
             if soft:
                 entry.stale = True
-                if entry.tier == "disk":
-                    self._write_meta(entry)
             else:
-                self.remove(entry_id)
+                self.memory.drop(entry_id)
+        if self.disk is not None:
+            if soft:
+                self.disk.mark_stale(ids)
+            else:
+                self.disk.remove(ids)
         return len(ids)
 
-    # ---- disk ----------------------------------------------------------------------------------
-
-    def _body_path(self, entry_id: str) -> Path:
-        assert self.cache_dir is not None
-        return self.cache_dir / "objects" / f"{entry_id}.body"
-
-    def _meta_path(self, entry_id: str) -> Path:
-        assert self.cache_dir is not None
-        return self.cache_dir / "objects" / f"{entry_id}.meta"
-
-    def _write_disk(self, entry: Entry, body: bytes | None, body_file: Path | None) -> None:
-        target = self._body_path(entry.id)
-        if body_file is not None:
-            os.replace(body_file, target)
-        else:
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".body-")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(body or b"")
-            os.replace(tmp, target)
-        self._write_meta(entry)  # last: metadata present means the body is complete
-
-    def update_meta(self, entry: Entry) -> None:
-        """Persist an entry's changed headers and freshness (a 304 refreshed it): disk entries only."""
-        if entry.tier == "disk":
-            self._write_meta(entry)
-
-    def _write_meta(self, entry: Entry) -> None:
-        meta = asdict(entry)
-        meta.pop("body")
-        meta.pop("hit_head")
-        target = self._meta_path(entry.id)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".meta-")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(meta, handle)
-        os.replace(tmp, target)
-
-    def fits_disk(self, size: int, *, written: bool = False) -> bool:
-        """Whether an object of ``size`` bytes can be stored on the disk tier (evicting others as needed): it is no
-        larger than the tier, disk writes are not paused after an error, and the filesystem has room for it (unless
-        it is ``written`` already: a finished temp file moves in by rename)."""
-        if self.cache_dir is None or size > self.disk.capacity:
-            return False
-        if self._disk_paused_until and time.monotonic() < self._disk_paused_until:
-            return False
-        if written:
-            return True
-        try:
-            free = shutil.disk_usage(self.cache_dir).free
-        except OSError:
-            return False
-        return size + DISK_HEADROOM <= free
-
-    def new_temp_body(self) -> Path | None:
-        """A temp file in the disk tier for a body that streams in, or None (no disk tier, or a disk error)."""
-        if self.cache_dir is None:
-            return None
-        try:
-            fd, tmp = tempfile.mkstemp(dir=self.cache_dir / "objects", prefix=".incoming-")
-        except OSError as exc:
-            self.disk_failed("a temp file", exc)
-            return None
-        os.close(fd)
-        return Path(tmp)
-
-    def disk_failed(self, what: str, exc: OSError) -> None:
-        """Count a failed disk write and pause disk writes for a while (``DISK_PAUSE_SECONDS``)."""
-        self.stats.disk_errors += 1
-        self._disk_paused_until = time.monotonic() + DISK_PAUSE_SECONDS
-        logger.warning("Disk tier write of %s failed (%s): disk writes paused for %.0f s",
-                       what, exc.strerror or exc, DISK_PAUSE_SECONDS)  # fmt: skip
+    # ---- start-up and stats --------------------------------------------------------------------
 
     def load_disk(self) -> int:
-        """Rebuild the index from the disk tier; delete torn writes and leftovers. Objects loaded."""
-        if self.cache_dir is None:
-            return 0
-        objects = self.cache_dir / "objects"
-        loaded = 0
-        for leftover in objects.glob(".*"):
-            leftover.unlink(missing_ok=True)
-        for meta_path in sorted(objects.glob("*.meta")):
-            try:
-                meta = json.loads(meta_path.read_text())
-                meta["headers"] = [tuple(pair) for pair in meta["headers"]]
-                meta["vary"] = tuple(meta["vary"])
-                meta["surrogate_keys"] = tuple(meta["surrogate_keys"])
-                entry = Entry(**meta)
-            except (OSError, ValueError, TypeError, KeyError) as exc:
-                logger.warning("Dropped unreadable cache metadata %s: %s", meta_path.name, exc)
-                meta_path.unlink(missing_ok=True)
-                continue
-            body = self._body_path(entry.id)
-            if (
-                not body.exists()
-                or body.stat().st_size != entry.size
-                or entry.size > self.disk.capacity - self.disk.used
-            ):
-                meta_path.unlink(missing_ok=True)
-                body.unlink(missing_ok=True)
-                continue
-            entry.tier, entry.body = "disk", None
-            self._index(entry)
-            for victim in self.disk.add(entry.id, entry.size):
-                self._drop(victim, evicted=True)
-            loaded += 1
-        for body in objects.glob("*.body"):
-            if body.name.removesuffix(".body") not in self.entries:
-                with contextlib.suppress(OSError):
-                    body.unlink()
-        return loaded
+        """Make the disk tier consistent before serving (once per edge: the supervisor's, with workers); objects
+        it holds."""
+        return self.disk.recover() if self.disk is not None else 0
+
+    def evictions(self) -> dict[str, int]:
+        return {"memory": self.memory.evictions, "disk": self.disk.stats()[2] if self.disk is not None else 0}
 
     def tier_stats(self) -> dict[str, tuple[int, int, int]]:
-        """tier -> (bytes used, objects, capacity)."""
+        """tier -> (bytes used, objects, capacity); the disk's for the whole edge."""
+        used, count, capacity = 0, 0, 0
+        if self.disk is not None:
+            used, count, _ = self.disk.stats()
+            capacity = self.disk.capacity
         return {
             "memory": (self.memory.used, len(self.memory), self.memory.capacity),
-            "disk": (self.disk.used, len(self.disk), self.disk.capacity),
+            "disk": (used, count, capacity),
         }

@@ -59,10 +59,13 @@ class HeadOnly:
 
 
 class FileBody:
-    """Segments of a stored body file, read chunk by chunk.
+    """Segments of a stored body file, read chunk by chunk in a worker thread.
 
     The file is opened when the response is built: a purge, eviction or replacement after that unlinks or
-    replaces the name, not the body this response is sending.
+    replaces the name, not the body this response is sending. Reads (and the checksum) run off the event loop, so
+    a slow or cold disk delays this response only, never the memory hits the loop serves meanwhile. Invariant:
+    the descriptor is closed only when no read is in flight (a close during one is done when it returns), so a
+    thread never reads a descriptor number the process has reused.
     """
 
     def __init__(self, path: Path, segments: Sequence[Segment]) -> None:
@@ -72,39 +75,66 @@ class FileBody:
         self.length: int | None = segments_length(segments)
         self._expected: str | None = None
         self._on_mismatch: Callable[[], None] | None = None
+        self._on_whole: Callable[[bytes], None] | None = None
+        self._reading = False
+        self._closed = False
 
     def verify(self, expected: str, on_mismatch: Callable[[], None]) -> None:
         """Check the whole body against ``expected`` (``body_check``) as it is sent; on a mismatch call
         ``on_mismatch`` and abort the stream before its last bytes."""
         self._expected, self._on_mismatch = expected, on_mismatch
 
+    def on_whole(self, callback: Callable[[bytes], None]) -> None:
+        """Hand the whole body to ``callback`` once it has been read and checked (the store keeps a memory copy)."""
+        self._on_whole = callback
+
+    def _read(self, fd: int, count: int, offset: int, crc: int) -> tuple[bytes, int]:
+        data = os.pread(fd, count, offset)
+        return data, checksum(data, crc) if self._expected is not None else crc
+
     async def __aiter__(self) -> AsyncIterator[bytes]:
         crc = 0
+        kept: list[bytes] | None = [] if self._on_whole is not None else None
         for segment in self._segments:
             if isinstance(segment, bytes):
                 yield segment
                 continue
             offset, remaining = segment
             while remaining > 0:
+                if self._fd is None or self._closed:
+                    raise StreamAborted("body file closed")
+                self._reading = True
+                try:
+                    data, crc = await asyncio.to_thread(self._read, self._fd, min(FILE_CHUNK, remaining), offset, crc)
+                finally:
+                    self._reading = False
+                    if self._closed:
+                        self._close_fd()
                 if self._fd is None:
                     raise StreamAborted("body file closed")
-                data = os.pread(self._fd, min(FILE_CHUNK, remaining), offset)
                 if not data:
                     raise StreamAborted("stored body file is shorter than its entry says")
                 offset += len(data)
                 remaining -= len(data)
-                if self._expected is not None:
-                    crc = checksum(data, crc)
-                    if remaining == 0 and as_text(crc) != self._expected:
-                        if self._on_mismatch is not None:
-                            self._on_mismatch()
-                        raise StreamAborted("stored body does not match its checksum")
+                if self._expected is not None and remaining == 0 and as_text(crc) != self._expected:
+                    if self._on_mismatch is not None:
+                        self._on_mismatch()
+                    raise StreamAborted("stored body does not match its checksum")
+                if kept is not None:
+                    kept.append(data)
                 yield data
+        if kept is not None and self._on_whole is not None and self._expected is not None:
+            self._on_whole(b"".join(kept))
 
-    def close(self) -> None:
+    def _close_fd(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+    def close(self) -> None:
+        self._closed = True
+        if not self._reading:
+            self._close_fd()
 
     async def aclose(self) -> None:
         self.close()
@@ -187,6 +217,14 @@ class Transfer:
         """CRC-32 of what was written so far (``body_check``): the stored entry's checksum once whole."""
         self.complete = False
         self.failed = False
+        self.abandoned = False
+        """No longer written to the file (the disk had no room for more): the rest goes to readers from memory."""
+        self._file_end: int | None = None
+        self._held = b""
+        self._held_at = 0
+        self._offsets: dict[int, int] = {}
+        """Each open reader's position (``id`` of the reader), which an abandoned transfer waits on."""
+        self._taken: asyncio.Event = asyncio.Event()
         self._fd: int | None = os.open(path, os.O_RDWR)
         self._users = 1  # the writer
         self._more: asyncio.Event = asyncio.Event()
@@ -200,6 +238,32 @@ class Transfer:
         self.written += len(data)
         self.crc = checksum(data, self.crc)
         self._wake()
+
+    def abandon(self) -> None:
+        """Stop writing to the file: what is in it stays readable, later chunks go through ``put`` one at a time."""
+        self.abandoned = True
+        self._file_end = self._held_at = self.written
+
+    async def put(self, data: bytes) -> None:
+        """``write``, or once abandoned, hand ``data`` to the readers from memory: it waits until every open reader
+        has taken everything before (memory stays one chunk; the origin goes at the slowest reader's pace)."""
+        if not self.abandoned:
+            self.write(data)
+            return
+        while any(offset < self.written for offset in self._offsets.values()):
+            self._taken.clear()
+            await self._taken.wait()
+        self._held, self._held_at = data, self.written
+        self.written += len(data)
+        self.crc = checksum(data, self.crc)
+        self._wake()
+
+    def _advanced(self, reader: int, offset: int | None) -> None:
+        if offset is None:
+            self._offsets.pop(reader, None)
+        else:
+            self._offsets[reader] = offset
+        self._taken.set()
 
     def finish(self) -> None:
         """The body is whole (the caller has already moved the file into the store, or removed it)."""
@@ -238,6 +302,11 @@ class Transfer:
             self._fd = None
 
     def _read(self, offset: int, count: int) -> bytes:
+        if self._file_end is not None and offset >= self._file_end:
+            start = offset - self._held_at  # >= 0: the writer waits for every reader before moving on
+            return self._held[start : start + count]
+        if self._file_end is not None:
+            count = min(count, self._file_end - offset)
         assert self._fd is not None
         return os.pread(self._fd, count, offset)
 
@@ -248,6 +317,7 @@ class TransferReader:
     def __init__(self, transfer: Transfer) -> None:
         self._transfer: Transfer | None = transfer
         self.length = transfer.length
+        transfer._advanced(id(self), 0)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         offset = 0
@@ -258,6 +328,7 @@ class TransferReader:
             if offset < transfer.written:
                 data = transfer._read(offset, min(FILE_CHUNK, transfer.written - offset))
                 offset += len(data)
+                transfer._advanced(id(self), offset)
                 yield data
             elif transfer.failed:
                 raise StreamAborted("origin failed mid-body")
@@ -268,6 +339,7 @@ class TransferReader:
 
     def close(self) -> None:
         if self._transfer is not None:
+            self._transfer._advanced(id(self), None)
             self._transfer._release()
             self._transfer = None
 

@@ -58,8 +58,6 @@ from .control import ChannelClosed, ControlChannel, Message
 from .metrics import PurgeMetrics
 from .purging import apply_purge, follow_purge_bus
 from .settings import EdgeSettings
-from .shared_disk import SharedDiskIndex
-from .shared_store import SharedStore
 from .store import Store
 from .worker import settings_to_json
 
@@ -125,7 +123,7 @@ class _FleetStoreCollector(Collector):
         objects.add_metric(["memory"], sum(s["memory_objects"] for s in stats))
         capacity.add_metric(["memory"], sup.settings.memory)
         evictions.add_metric(["memory"], sum(s["memory_evictions"] for s in stats))
-        disk_used, disk_objects, disk_evictions = sup.index.stats() if sup.index is not None else (0, 0, 0)
+        disk_used, disk_objects, disk_evictions = sup.store.disk.stats() if sup.store.disk is not None else (0, 0, 0)
         used.add_metric(["disk"], disk_used)
         objects.add_metric(["disk"], disk_objects)
         capacity.add_metric(["disk"], sup.settings.disk)
@@ -137,7 +135,15 @@ class _FleetStoreCollector(Collector):
         )  # fmt: skip
         for tier in ("memory", "disk"):
             declined.add_metric([tier], sum(s.get(f"{tier}_declined", 0) for s in stats))
-        yield from (used, objects, capacity, evictions, declined)
+        corrupt = CounterMetricFamily(
+            names.EDGE_CORRUPT_BODIES.removesuffix("_total"), "Stored bodies found damaged when read, and evicted."
+        )
+        corrupt.add_metric([], sum(s.get("corrupt", 0) for s in stats))
+        disk_errors = CounterMetricFamily(
+            names.EDGE_DISK_WRITE_ERRORS.removesuffix("_total"), "Disk tier writes that failed; served unstored."
+        )
+        disk_errors.add_metric([], sum(s.get("disk_errors", 0) for s in stats))
+        yield from (used, objects, capacity, evictions, declined, corrupt, disk_errors)
         serving = GaugeMetricFamily(names.EDGE_WORKERS_SERVING, "Worker processes serving the data port.")
         serving.add_metric([], sum(1 for slot in sup.slots if slot.serving))
         restarts = CounterMetricFamily(
@@ -172,7 +178,6 @@ class Supervisor:
             logger.warning("No --admin-token given: the admin API (purge, metrics) is closed to everyone")
         self.admin_token = token
         self.slots = [WorkerSlot(number) for number in range(workers)]
-        self.index: SharedDiskIndex | None = None
         self.store: Store = Store(0, 0, None)
         """The supervisor's view for purges: the shared disk tier only (no memory of its own)."""
         self.registry = CollectorRegistry()
@@ -213,10 +218,9 @@ class Supervisor:
     async def _start(self) -> None:
         s = self.settings
         if s.cache_dir is not None and s.disk:
-            self.index = SharedDiskIndex(s.cache_dir, s.disk, s.cache_policy)
-            kept = self.index.recover()
+            self.store = Store(0, s.disk, s.cache_dir, s.cache_policy)
+            kept = self.store.load_disk()
             logger.info("Shared disk tier in %s holds %d objects", s.cache_dir, kept)
-            self.store = SharedStore(0, self.index)
         self._metrics_dir = self._fresh_metrics_dir()
         self.registry.register(_WorkerMetrics(self._metrics_dir))
         self._sockets = self._bind(s.listen)
@@ -263,8 +267,7 @@ class Supervisor:
             await self._redis.aclose()
         for sock in self._sockets:
             sock.close()
-        if self.index is not None:
-            self.index.close()
+        self.store.close()
         if self._metrics_dir:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
 

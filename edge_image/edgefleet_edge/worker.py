@@ -30,8 +30,6 @@ from .data_plane import DataPlane
 from .metrics import EdgeMetrics
 from .purging import apply_purge
 from .settings import EdgeSettings
-from .shared_disk import SharedDiskIndex
-from .shared_store import SharedStore
 from .store import Store
 
 logger = logging.getLogger("edgefleet_edge.worker")  # not __main__: it runs with -m
@@ -59,17 +57,10 @@ class Worker:
         self.listen = listen
         self.control_socket = control
         self.channel: ControlChannel | None = None
-        self.index = (
-            SharedDiskIndex(settings.cache_dir, settings.disk, settings.cache_policy)
-            if settings.cache_dir is not None and settings.disk > 0
-            else None
-        )
-        # ``settings.memory`` is already this worker's share of the edge's memory budget.
-        self.store: Store = (
-            SharedStore(settings.memory, self.index, settings.cache_policy, on_invalidate=self._invalidated)
-            if self.index is not None
-            else Store(settings.memory, 0, None, policy=settings.cache_policy)
-        )
+        # ``settings.memory`` is already this worker's share of the edge's memory budget; the disk tier is the
+        # edge's, opened by every worker (the supervisor made it consistent before any started).
+        self.store = Store(settings.memory, settings.disk, settings.cache_dir, settings.cache_policy,
+                           on_invalidate=self._invalidated)  # fmt: skip
         self.metrics = EdgeMetrics(self.store)
         self.stopping = asyncio.Event()
         self.access_log: AccessLog | None = None
@@ -84,8 +75,7 @@ class Worker:
         if op == "purge":
             return apply_purge(self.store, PurgeMessage.model_validate(message["purge"]))
         if op == "invalidate":
-            if isinstance(self.store, SharedStore):
-                self.store.forget_key(str(message["key"]))
+            self.store.forget_key(str(message["key"]))
             return None
         if op == "stats":
             self.metrics.flush()
@@ -100,11 +90,13 @@ class Worker:
                 "memory_bytes": memory_bytes,
                 "memory_objects": memory_objects,
                 "memory_capacity": memory_capacity,
-                "memory_evictions": self.store.stats.evictions["memory"],
+                "memory_evictions": self.store.evictions()["memory"],
                 "memory_declined": self.store.stats.declined["memory"],
                 "disk_declined": self.store.stats.declined["disk"],
+                "corrupt": self.store.stats.corrupt,
+                "disk_errors": self.store.stats.disk_errors,
                 "requests": requests,
-                "shared_disk_hits": getattr(self.store, "disk_hits", 0),
+                "shared_disk_hits": self.store.disk_hits,
             }
         raise ValueError(f"unknown control op {op!r}")
 
@@ -137,8 +129,7 @@ class Worker:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
-            if self.index is not None:
-                self.index.close()
+            self.store.close()
 
 
 def main() -> int:

@@ -100,7 +100,7 @@ async def fetch(edge: EdgeUnderTest, path: str, **headers: str) -> tuple[aiohttp
 
 
 def stored(edge: EdgeUnderTest, path: str) -> bool:
-    return path in edge.edge.store.by_key
+    return next(edge.edge.store.variants(path), None) is not None
 
 
 def incoming_files(edge: EdgeUnderTest) -> list[Path]:

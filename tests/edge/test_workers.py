@@ -107,12 +107,14 @@ async def start_edge(origin: OriginStub, tmp_path: Path) -> AsyncIterator[StartE
         memory: str = "8Mi",
         redis: str | None = None,
         policy: str = "s3fifo-sa",
+        workers: int = 2,
+        cache_dir: Path | None = None,
     ) -> WorkersEdge:
         data_port, admin_port = free_port(), free_port()
-        cache_dir = tmp_path / "cache"
+        cache_dir = cache_dir or tmp_path / "cache"
         log = tmp_path / f"edge-{len(started)}.log"
         command = [
-            EDGEFLEET, "edge", "--workers", "2", "--name", "edge-w", "--cluster", "shop",
+            EDGEFLEET, "edge", "--workers", str(workers), "--name", "edge-w", "--cluster", "shop",
             "--listen", f"127.0.0.1:{data_port}", "--admin-listen", f"127.0.0.1:{admin_port}",
             "--origin", f"http://127.0.0.1:{origin.port}", "--memory", memory, "--disk", disk,
             "--cache-dir", str(cache_dir), "--log-level", "INFO",
@@ -334,22 +336,24 @@ async def test_stopped_supervisor_leaves_no_worker_behind(
 
 
 async def test_disk_limit_holds_for_all_workers_together(origin: OriginStub, start_edge: StartEdge) -> None:
-    blob = b"x" * 4096
+    blob = b"x" * 65_536
     for i in range(60):
         origin.routes[f"/assets/{i}.bin"] = lambda request: web.Response(
             body=blob, headers={"Cache-Control": "max-age=300"}
         )
-    # Without size-aware admission: at these tier sizes every object counts as large.
-    edge = await start_edge(disk="64Ki", memory="64Ki", policy="s3fifo")
+    # Without size-aware admission; --disk bounds the index as well as the bodies (2 MiB hold about 28 of these).
+    edge = await start_edge(disk="2Mi", memory="64Ki", policy="s3fifo")
     for i in range(60):
         response, body = await edge.get(f"/assets/{i}.bin")
         assert response.status == 200 and body == blob
     metrics = await edge.metrics()
     disk_bytes = metrics[(names.EDGE_CACHE_BYTES, (("tier", "disk"),))]
-    assert 0 < disk_bytes <= 64 * 1024
+    assert 0 < disk_bytes <= 2 * 2**20
     on_disk = sum(path.stat().st_size for path in (edge.cache_dir / "objects").iterdir())
     assert on_disk == disk_bytes
-    assert metrics[(names.EDGE_EVICTIONS, (("tier", "disk"),))] >= 60 - 16
+    index = sum(path.stat().st_size for path in edge.cache_dir.glob("index.sqlite*"))
+    assert on_disk + index <= 2 * 2**20
+    assert metrics[(names.EDGE_EVICTIONS, (("tier", "disk"),))] >= 60 - 32
     served = await edge.per_worker(names.EDGE_WORKER_REQUESTS)
     assert sum(served.values()) == 60
 

@@ -1,4 +1,4 @@
-"""The store asks the tier's admission for new objects only: replacements and demotions are always kept."""
+"""The store asks admission of the tier of record for new objects only: replacements are always kept."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ def test_store_declines_a_new_large_object_once_then_stores_it(
     tmp_path: Path, memory: int, disk: int, tier: str
 ) -> None:
     store = Store(memory, disk, tmp_path if disk else None)
-    incoming = store.new_temp_body() if disk else None
-    assert not store.put(entry("/big", 50_000), body=b"b" * 50_000, body_file=incoming)
-    assert "/big" not in store.by_key and store.stats.declined[tier] == 1
+    incoming = store.reserve_disk(50_000) if disk else None
     if incoming is not None:
-        assert not incoming.exists(), "a declined body file is cleaned up"
+        incoming.path.write_bytes(b"b" * 50_000)
+    assert not store.put(entry("/big", 50_000), body=None if disk else b"b" * 50_000, reservation=incoming)
+    assert next(store.variants("/big"), None) is None and store.stats.declined[tier] == 1
+    if incoming is not None:
+        assert not incoming.path.exists(), "a declined body file is cleaned up"
     assert store.put(entry("/big", 50_000), body=b"b" * 50_000)
     assert next(store.variants("/big")).tier == tier
 
@@ -45,15 +47,15 @@ def test_store_replacement_of_a_stored_object_skips_admission() -> None:
     assert store.stats.declined["memory"] == 1
 
 
-def test_store_demotes_memory_evictions_to_disk_without_asking_admission(tmp_path: Path) -> None:
+def test_store_writes_through_to_disk_and_memory_evictions_keep_the_disk_copy(tmp_path: Path) -> None:
     store = Store(memory_bytes=100_000, disk_bytes=10_000_000, cache_dir=tmp_path)
-    # 2 KB is large for a cold 100 KB memory tier (over 97 bytes) but small for a 10 MB disk tier.
+    # 2 KB is large for a cold 100 KB memory tier (over 97 bytes) but small for a 10 MB disk tier, which decides.
     for i in range(200):
-        for _ in range(2):
-            store.put(entry(f"/o/{i}", 2_000), body=b"x" * 2_000)
-    assert store.stats.evictions["memory"] > 0
-    assert store.stats.declined["disk"] == 0
-    assert store.disk.used == store.stats.evictions["memory"] * 2_000, "every demotion landed on disk"
+        assert store.put(entry(f"/o/{i}", 2_000), body=b"x" * 2_000)
+    assert store.evictions()["memory"] > 0
+    assert store.stats.declined == {"memory": 0, "disk": 0}
+    assert store.tier_stats()["disk"][:2] == (400_000, 200), "every object is on disk"
+    assert all(next(store.variants(f"/o/{i}"), None) is not None for i in range(200))
 
 
 @pytest.mark.parametrize("policy", ["s3fifo", "lru"], ids=["s3fifo", "lru"])
