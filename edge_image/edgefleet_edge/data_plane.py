@@ -54,9 +54,10 @@ class DataPlane:
         return self.port
 
     def flush(self) -> None:
-        """Fold the hot path's tallies into the exported metrics and write the access log's buffered lines; again
-        in ``FLUSH_SECONDS``."""
+        """Fold the hot path's tallies into the exported metrics and its memory hits into the disk policy, and write
+        the access log's buffered lines; again in ``FLUSH_SECONDS``."""
         self.metrics.flush()
+        self.proxy.store.flush_hits()
         if self.access_log is not None:
             self.access_log.flush()
         self._flusher = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)

@@ -274,6 +274,12 @@ class DiskTier:
         with contextlib.suppress(sqlite3.OperationalError), self._write():
             self.policy.touch(entry_id, hits)
 
+    def touch_many(self, hits: dict[str, int]) -> None:
+        """Hits counted elsewhere (a worker's memory tier), by entry id, in one transaction."""
+        with contextlib.suppress(sqlite3.OperationalError), self._write():
+            for entry_id, count in hits.items():
+                self.policy.touch(entry_id, count)
+
     def body_path(self, entry: Entry) -> Path:
         return self.objects / entry.disk_file
 

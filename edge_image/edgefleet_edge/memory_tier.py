@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from .entry import Entry
 from .purge_selector import PurgeSelector
@@ -18,7 +18,24 @@ class MemoryTier:
         self.entries: dict[str, Entry] = {}
         self.by_key: dict[str, set[str]] = {}
         self.evictions = 0
-        self.touch = self.policy.touch  # bound once: called on every memory hit
+        self.touch: Callable[[str], None] = self.policy.touch  # bound once: called on every memory hit
+        self.hits: dict[str, int] = {}
+        """Memory hits since ``take_hits``, by entry id, when ``count_hits`` asked for them."""
+
+    def count_hits(self) -> None:
+        """Also tally every hit by entry id, for a tier below that never sees them (``Store.flush_hits``)."""
+        policy_touch, hits = self.policy.touch, self.hits
+
+        def touch(entry_id: str) -> None:
+            policy_touch(entry_id)
+            hits[entry_id] = hits.get(entry_id, 0) + 1
+
+        self.touch = touch
+
+    def take_hits(self) -> dict[str, int]:
+        taken = dict(self.hits)
+        self.hits.clear()
+        return taken
 
     @property
     def used(self) -> int:

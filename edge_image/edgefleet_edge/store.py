@@ -77,6 +77,11 @@ class Store:
         self.disk: DiskTier | None = (
             DiskTier(cache_dir, disk_bytes, policy) if cache_dir is not None and disk_bytes > 0 else None
         )
+        if self.disk is not None:
+            # Inclusive: the disk's policy would otherwise never hear of hits served from memory copies, and would
+            # age the hottest objects out of the disk first. The hot path only tallies them; ``flush_hits`` folds
+            # them into the disk policy in one transaction a second.
+            self.memory.count_hits()
         self.max_memory_object = self.memory.max_object
         self.inline_read = min(INLINE_READ, self.max_memory_object)
         """Bodies of disk hits larger than this are not read on the event loop (``INLINE_READ``)."""
@@ -135,6 +140,16 @@ class Store:
             return None
         self.promote(entry, body)
         return entry
+
+    def flush_hits(self) -> None:
+        """Fold the memory tier's hits since the last call into the disk tier's policy (one transaction)."""
+        hits = self.memory.take_hits()
+        if self.disk is None or not hits:
+            return
+        try:
+            self.disk.touch_many(hits)
+        except sqlite3.Error as exc:  # a lost tally only ages those objects sooner
+            logger.debug("Could not fold %d memory hits into the disk tier: %s", len(hits), exc)
 
     def promote(self, entry: Entry, body: bytes) -> None:
         """Keep a memory copy of a disk hit's checked body, when it is small enough for memory and still stored."""

@@ -184,3 +184,23 @@ def test_large_object_is_stored_on_its_second_request_whichever_worker_sees_it(t
     assert a.put(entry("/small.jpg", size=100), body=b"s" * 100)  # small objects are stored at once
     a.close()
     b.close()
+
+
+def test_hits_served_from_memory_copies_keep_an_object_on_the_disk(tmp_path: Path) -> None:
+    """Inclusive tiers: the disk's policy only hears of memory hits through ``flush_hits`` (the data plane calls it
+    every second). Without them the hottest object, always a memory hit, would look unused to the disk and be the
+    first one evicted there, so it would be gone the moment memory let go of it."""
+    store = Store(64 * KB, ROOM + 50 * KB, tmp_path, MECHANICS)
+    store.load_disk()
+    hot = entry("/hot.jpg", size=5 * KB)
+    assert store.put(hot, body=b"h" * 5 * KB)
+    for _ in range(3):
+        found = lookup(store, "/hot.jpg")
+        assert found is not None and found.tier == "memory"
+    store.flush_hits()
+    for i in range(300):  # cold objects, each requested once: three times what the disk holds
+        store.put(entry(f"/cold-{i}.jpg", size=5 * KB), body=b"c" * 5 * KB)
+    assert store.disk is not None
+    assert store.disk.lookup(hot.id) is not None, "the object shoppers kept hitting was evicted from the disk"
+    assert store.disk.lookup(entry("/cold-0.jpg").id) is None, "the disk held everything: the test shows nothing"
+    store.close()
