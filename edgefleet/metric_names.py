@@ -79,6 +79,8 @@ BALANCER_HAPROXY_RESTARTS: Final = "edgefleet_balancer_haproxy_restarts_total"
 """Counter of HAProxy exits the agent recovered from."""
 BALANCER_WARM_REQUESTS: Final = "edgefleet_balancer_warm_requests_total"
 """Counter of warm-event paths sent through HAProxy; labels: outcome (ok|error)."""
+BALANCER_PANIC_ROUTING: Final = "edgefleet_balancer_panic_routing"
+"""Gauge, 1 while no edge is ready and the balancer routes to the live not-ready ones (``kube_membership``)."""
 
 # ---- operator (edgefleet operator) --------------------------------------------------------------
 OPERATOR_RECONCILES: Final = "edgefleet_operator_reconciles_total"

@@ -98,6 +98,9 @@ class BalancerMetrics:
         self.warm_requests = Counter(names.BALANCER_WARM_REQUESTS.removesuffix("_total"),
                                      "Warm events' paths sent through HAProxy, by outcome.", ["outcome"],
                                      registry=r)  # fmt: skip
+        self.panic_routing = Gauge(names.BALANCER_PANIC_ROUTING,
+                                   "1 while no edge is ready and the live not-ready ones take the traffic.",
+                                   registry=r)  # fmt: skip
 
 
 async def resolve_member(name: str, url: str, admin_url: str | None) -> Member:
@@ -387,6 +390,7 @@ class Balancer:
                 namespace, service, self.settings.edge_port, self.settings.edge_admin_port,
                 self._kube_members, loop, self.settings.kubeconfig,
             )  # fmt: skip
+            self.metrics.panic_routing.set_function(lambda: float(self._watcher is not None and self._watcher.panic))
             self._watcher.start()
         if self.settings.redis:
             self._redis = aioredis.Redis.from_url(self.settings.redis, password=self.settings.redis_password)

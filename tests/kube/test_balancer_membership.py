@@ -87,6 +87,28 @@ async def test_endpoint_changes_change_haproxys_servers(kube_env: KubeTestEnv, n
             return set(await servers()) == {"shop-edge-a", "shop-edge-c"}
 
         await eventually(changed, "a new ready edge to join and an unready one to leave")
+        assert balancer.metrics.registry.get_sample_value("edgefleet_balancer_panic_routing") == 0.0
+
+        # A Redis outage: every edge reports not ready (it cannot hear of purges). Routing to ready edges only would
+        # answer every shopper 503; the live ones keep the traffic, a terminating one never does.
+        unready = [(f"shop-edge-{pod}", f"10.1.0.{i}", False) for i, pod in enumerate("abc", 1)]
+        none_ready = endpoint_slice("shop-edge", unready)
+        none_ready["endpoints"][1]["conditions"]["terminating"] = True  # type: ignore[index]
+        kube_env.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(none_ready))
+
+        async def panic_routing() -> bool:
+            panic = balancer.metrics.registry.get_sample_value("edgefleet_balancer_panic_routing") == 1.0
+            return panic and set(await servers()) == {"shop-edge-a", "shop-edge-c"}
+
+        await eventually(panic_routing, "the live not-ready edges to keep the traffic when none is ready")
+        one_ready = endpoint_slice("shop-edge", [("shop-edge-a", "10.1.0.1", True), ("shop-edge-c", "10.1.0.3", False)])
+        kube_env.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(one_ready))
+
+        async def panic_over() -> bool:
+            panic = balancer.metrics.registry.get_sample_value("edgefleet_balancer_panic_routing") == 1.0
+            return not panic and set(await servers()) == {"shop-edge-a"}
+
+        await eventually(panic_over, "only the ready edge once one is ready again")
         kube_env.kubectl("delete", "endpointslice", "shop-edge-abc", "-n", namespace)
 
         async def empty() -> bool:
