@@ -127,7 +127,7 @@ def test_alert_rules_load_in_promtool(tmp_path: Path) -> None:
     rules.write_text(yaml.safe_dump(rendered))
     result = subprocess.run([promtool, "check", "rules", str(rules)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 7 rules found" in result.stdout
 
 
 def test_every_shared_metric_name_is_exported_by_a_component() -> None:
