@@ -152,9 +152,19 @@ class Store:
             logger.debug("Could not fold %d memory hits into the disk tier: %s", len(hits), exc)
 
     def promote(self, entry: Entry, body: bytes) -> None:
-        """Keep a memory copy of a disk hit's checked body, when it is small enough for memory and still stored."""
-        if self.memory.holds(entry.size) and entry.id not in self.entries and self._holds(entry.id):
-            self.memory.keep(entry, body)
+        """Keep a memory copy of a disk hit's checked body, when it is small enough for memory and the disk still
+        holds that very body. A streamed hit ends long after it was looked up: a purge (or a purge and a refetch
+        by another worker) meanwhile must not come back as a memory copy, and a soft purge makes the copy stale."""
+        if not self.memory.holds(entry.size) or entry.id in self.entries or self.disk is None:
+            return
+        try:
+            current = self.disk.lookup(entry.id)
+        except sqlite3.Error:
+            return
+        if current is None or current.disk_file != entry.disk_file:
+            return
+        entry.stale = entry.stale or current.stale
+        self.memory.keep(entry, body)
 
     def read_body(self, entry: Entry) -> bytes:
         """The body, checked against its length and checksum; ``CorruptBody`` (and the entry evicted) if not."""

@@ -1,0 +1,81 @@
+"""The disk tier under the store when things go wrong: races between workers, purges while a body is being read,
+failed system calls and a busy index. No sockets; two ``Store`` objects on one directory stand for two workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from edgefleet_edge.body_check import as_text, checksum
+from edgefleet_edge.disk_tier import INDEX_SLACK
+from edgefleet_edge.purging import apply_purge
+from edgefleet_edge.store import Entry, Store
+
+from edgefleet.bus import PurgeMessage
+
+KB = 1_000
+LARGE = 100 * KB
+"""Over the store's inline read (64 KiB) and under an 8 MB memory tier's largest object: such a disk hit streams
+from its file, and the memory copy is made when the whole body has been read (``FileBody.on_whole``)."""
+
+
+def entry(path: str, body: bytes, etag: str = '"1"') -> Entry:
+    return Entry(key=path, variant="", path=path, status=200, headers=[("ETag", etag)], size=len(body),
+                 request_time=0, response_time=0, initial_age=0, lifetime=3600, stale_while_revalidate=0,
+                 stale_if_error=0, must_revalidate=False, vary=(), surrogate_keys=(),
+                 checksum=as_text(checksum(body)))  # fmt: skip
+
+
+def lookup(store: Store, key: str) -> Entry | None:
+    for candidate in store.variants(key):
+        found = store.get(candidate.id)
+        if found is not None:
+            return found
+    return None
+
+
+def reserved(store: Store) -> int:
+    assert store.disk is not None
+    (total,) = store.disk._db.execute("SELECT coalesce(sum(bytes), 0) FROM reservations").fetchone()
+    return int(total)
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    a = Store(8 * 2**20, INDEX_SLACK + 50 * 2**20, tmp_path, "s3fifo")
+    a.load_disk()
+    b = Store(8 * 2**20, INDEX_SLACK + 50 * 2**20, tmp_path, "s3fifo")
+    yield a, b
+    a.close()
+    b.close()
+
+
+# ---- memory copies made after a streamed disk hit ------------------------------------------------
+
+
+def test_memory_copy_made_after_a_soft_purge_is_stale(workers: tuple[Store, Store]) -> None:
+    a, b = workers
+    body = b"v1" * (LARGE // 2)
+    a.put(entry("/p.jpg", body), body=body)
+    streaming = lookup(b, "/p.jpg")  # b starts streaming it from its file
+    assert streaming is not None and streaming.body is None
+    for store in (b, a, b):  # the supervisor's three steps, while b's client is still reading
+        apply_purge(store, PurgeMessage(purge_id="p", paths=("/p.jpg",), soft=True))
+    b.promote(streaming, body)  # the stream has ended: FileBody.on_whole
+    again = lookup(b, "/p.jpg")
+    assert again is not None and again.stale
+
+
+def test_memory_copy_is_not_made_of_a_body_purged_and_refetched_meanwhile(workers: tuple[Store, Store]) -> None:
+    a, b = workers
+    old, new = b"o" * LARGE, b"n" * LARGE
+    a.put(entry("/p.jpg", old), body=old)
+    streaming = lookup(b, "/p.jpg")
+    assert streaming is not None and streaming.body is None
+    for store in (b, a, b):
+        apply_purge(store, PurgeMessage(purge_id="p", paths=("/p.jpg",)))
+    a.put(entry("/p.jpg", new, etag='"2"'), body=new)  # refetched through a
+    b.promote(streaming, old)
+    again = lookup(b, "/p.jpg")
+    assert again is not None and again.header("ETag") == '"2"' and b.read_body(again) == new
