@@ -373,6 +373,12 @@ class DiskTier:
         with self._write():
             return self._delete(ids)
 
+    def remove_file(self, entry_id: str, file: str) -> bool:
+        """Remove the row only if it still names body ``file``; whether it did."""
+        with self._write():
+            row = self._db.execute("SELECT 1 FROM entries WHERE id = ? AND file = ?", (entry_id, file)).fetchone()
+            return row is not None and self._delete((entry_id,)) == 1
+
     def remove_key(self, key: str) -> int:
         with self._write():
             ids = [row[0] for row in self._db.execute("SELECT id FROM entries WHERE key = ?", (key,))]

@@ -184,10 +184,21 @@ class Store:
         return data
 
     def corrupt(self, entry: Entry, why: str) -> None:
-        """Evict a stored body that is not what was stored; the next request refetches it."""
+        """Evict a stored body that is not what was stored; the next request refetches it.
+
+        Only the body ``entry`` was read with: another worker may have replaced (or evicted) the object since, which
+        unlinks the old file. That is no damage, and the replacement stays."""
+        if self.disk is not None and entry.disk_file:
+            try:
+                if not self.disk.remove_file(entry.id, entry.disk_file):
+                    return
+            except sqlite3.Error as exc:
+                logger.warning("Could not remove %s from the disk tier: %s", entry.id, exc)
+        held = self.entries.get(entry.id)
+        if held is not None and held.disk_file == entry.disk_file:
+            self.memory.drop(entry.id)
         self.stats.corrupt += 1
         logger.warning("Evicted %s: its stored body is damaged (%s)", entry.key, why)
-        self.remove(entry.id)
 
     def body_file(self, entry: Entry) -> Path | None:
         if entry.body is not None or not entry.disk_file or self.disk is None:

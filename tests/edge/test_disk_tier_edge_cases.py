@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from edgefleet_edge.body_check import as_text, checksum
+from edgefleet_edge.body_check import CorruptBody, as_text, checksum
 from edgefleet_edge.disk_tier import INDEX_SLACK
 from edgefleet_edge.purging import apply_purge
 from edgefleet_edge.store import Entry, Store
@@ -79,3 +79,20 @@ def test_memory_copy_is_not_made_of_a_body_purged_and_refetched_meanwhile(worker
     b.promote(streaming, old)
     again = lookup(b, "/p.jpg")
     assert again is not None and again.header("ETag") == '"2"' and b.read_body(again) == new
+
+
+# ---- a body file replaced by another worker -----------------------------------------------------
+
+
+def test_a_body_file_replaced_by_another_worker_does_not_evict_the_replacement(workers: tuple[Store, Store]) -> None:
+    a, b = workers
+    old, new = b"o" * LARGE, b"n" * LARGE
+    a.put(entry("/r.jpg", old), body=old)
+    found = lookup(b, "/r.jpg")
+    assert found is not None and found.body is None
+    a.put(entry("/r.jpg", new, etag='"2"'), body=new)  # unlinks the file b was about to open
+    with pytest.raises(CorruptBody):
+        b.read_body(found)
+    assert b.stats.corrupt == 0
+    again = lookup(b, "/r.jpg")
+    assert again is not None and b.read_body(again) == new
