@@ -293,13 +293,20 @@ class DiskTier:
     def reserve(self, size: int) -> Reservation | None:
         """Hold ``size`` bytes (evicting for them) for a body about to stream in; None if they cannot be had."""
         token = secrets.token_hex(8)
-        with self._write():
-            if not self._make_room(size, self._room()):
-                return None
-            self._db.execute("INSERT INTO reservations VALUES (?, ?, ?)", (token, size, os.getpid()))
+        # The file first: a row whose file could not be made (EMFILE, ENOSPC) would hold its bytes until exit.
         fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".incoming-")
         os.close(fd)
-        return Reservation(token, size, Path(tmp))
+        path = Path(tmp)
+        try:
+            with self._write():
+                if not self._make_room(size, self._room()):
+                    path.unlink(missing_ok=True)
+                    return None
+                self._db.execute("INSERT INTO reservations VALUES (?, ?, ?)", (token, size, os.getpid()))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return Reservation(token, size, path)
 
     def grow(self, reservation: Reservation, size: int) -> bool:
         """Hold ``size`` bytes for ``reservation`` (a body longer than expected); False if they cannot be had."""

@@ -3,10 +3,12 @@ failed system calls and a busy index. No sockets; two ``Store`` objects on one d
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from edgefleet_edge import disk_tier
 from edgefleet_edge.body_check import CorruptBody, as_text, checksum
 from edgefleet_edge.disk_tier import INDEX_SLACK
 from edgefleet_edge.purging import apply_purge
@@ -96,3 +98,19 @@ def test_a_body_file_replaced_by_another_worker_does_not_evict_the_replacement(w
     assert b.stats.corrupt == 0
     again = lookup(b, "/r.jpg")
     assert again is not None and b.read_body(again) == new
+
+
+# ---- reservations -------------------------------------------------------------------------------
+
+
+def test_reservation_is_given_back_when_its_temp_file_cannot_be_made(
+    workers: tuple[Store, Store], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = workers
+
+    def no_file(**_: object) -> tuple[int, str]:
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(disk_tier.tempfile, "mkstemp", no_file)
+    assert a.reserve_disk(10 * KB) is None
+    assert reserved(a) == 0
