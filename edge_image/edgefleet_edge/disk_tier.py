@@ -151,6 +151,8 @@ class DiskTier:
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         self._db.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
         self._doomed: list[str] = []
+        self._unreleased: list[str] = []
+        """Tokens of reservations given back while the index was busy: deleted by this handle's next write."""
         self._migrate()
         self.policy = SqlPolicy(self._db, PolicyParams.of(policy, capacity), self._forget, self._count)
         self.large: int | None = self.policy.p.large
@@ -176,16 +178,22 @@ class DiskTier:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
-        """A write transaction; files of rows it deleted are unlinked once it has committed."""
+        """A write transaction; files of rows it deleted are unlinked once it has committed. It also gives back the
+        reservations ``release`` could not (the index was busy then)."""
         self._doomed = []
         self._db.execute("BEGIN IMMEDIATE")
+        given_back = list(self._unreleased)
         try:
+            if given_back:
+                self._db.executemany("DELETE FROM reservations WHERE token = ?", [(token,) for token in given_back])
             yield
         except BaseException:
             self._db.execute("ROLLBACK")
             self._doomed = []
             raise
         self._db.execute("COMMIT")
+        if given_back:
+            self._unreleased = [token for token in self._unreleased if token not in given_back]
         doomed, self._doomed = self._doomed, []
         for name in doomed:
             (self.objects / name).unlink(missing_ok=True)
@@ -322,8 +330,9 @@ class DiskTier:
     def release(self, reservation: Reservation) -> None:
         """Give the space back and delete the temp file (the body was abandoned, or moved in by ``put``)."""
         reservation.path.unlink(missing_ok=True)
+        self._unreleased.append(reservation.token)
         with contextlib.suppress(sqlite3.Error), self._write():
-            self._db.execute("DELETE FROM reservations WHERE token = ?", (reservation.token,))
+            pass  # deletes it; if the index is busy, the next write does
 
     def put(self, entry: Entry, body: bytes | None = None, reservation: Reservation | None = None) -> bool:
         """Store ``entry`` with its body: bytes, or the reservation's finished temp file (moved in, and the space

@@ -4,13 +4,14 @@ failed system calls and a busy index. No sockets; two ``Store`` objects on one d
 from __future__ import annotations
 
 import errno
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from edgefleet_edge import disk_tier
 from edgefleet_edge.body_check import CorruptBody, as_text, checksum
-from edgefleet_edge.disk_tier import INDEX_SLACK
+from edgefleet_edge.disk_tier import INDEX_FILE, INDEX_SLACK
 from edgefleet_edge.purging import apply_purge
 from edgefleet_edge.store import Entry, Store
 
@@ -113,4 +114,24 @@ def test_reservation_is_given_back_when_its_temp_file_cannot_be_made(
 
     monkeypatch.setattr(disk_tier.tempfile, "mkstemp", no_file)
     assert a.reserve_disk(10 * KB) is None
+    assert reserved(a) == 0
+
+
+def test_reservation_released_while_another_worker_writes_is_given_back(
+    workers: tuple[Store, Store], tmp_path: Path
+) -> None:
+    a, b = workers
+    reservation = a.reserve_disk(10 * KB)
+    assert reservation is not None
+    assert a.disk is not None
+    a.disk._db.execute("PRAGMA busy_timeout = 10")
+    other = sqlite3.connect(tmp_path / INDEX_FILE, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another worker's write transaction, longer than the busy timeout
+    a.release(reservation)
+    other.execute("COMMIT")
+    other.close()
+    body = b"x" * 100
+    b.put(entry("/other.jpg", body), body=body)  # the index goes on being written
+    a.flush_hits()
+    a.put(entry("/next.jpg", body), body=body)
     assert reserved(a) == 0
