@@ -187,11 +187,14 @@ class DiskTier:
             if given_back:
                 self._db.executemany("DELETE FROM reservations WHERE token = ?", [(token,) for token in given_back])
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # A failed COMMIT (SQLITE_FULL, an I/O error) may leave the transaction open, holding the write lock
+            # every worker needs; sqlite may also have rolled it back already.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             self._doomed = []
             raise
-        self._db.execute("COMMIT")
         if given_back:
             self._unreleased = [token for token in self._unreleased if token not in given_back]
         doomed, self._doomed = self._doomed, []

@@ -135,3 +135,36 @@ def test_reservation_released_while_another_worker_writes_is_given_back(
     a.flush_hits()
     a.put(entry("/next.jpg", body), body=body)
     assert reserved(a) == 0
+
+
+# ---- the index refusing a commit ----------------------------------------------------------------
+
+
+class _FailingCommit:
+    """The sqlite connection, but its next COMMIT fails as SQLITE_FULL does on a full disk: the transaction stays
+    open (sqlite's documentation: the application must ROLLBACK)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+        self.fail = True
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT" and self.fail:
+            self.fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.db, name)
+
+
+def test_a_failed_commit_does_not_leave_the_index_locked(workers: tuple[Store, Store]) -> None:
+    a, b = workers
+    assert a.disk is not None and b.disk is not None
+    real = a.disk._db
+    a.disk._db = a.disk.policy.db = _FailingCommit(real)  # type: ignore[assignment]
+    body = b"x" * 100
+    a.put(entry("/full.jpg", body), body=body)  # served unstored: a disk error
+    assert not real.in_transaction
+    b.disk._db.execute("PRAGMA busy_timeout = 10")
+    assert b.disk.put(entry("/next.jpg", body), body=body)  # the other worker can still write
