@@ -51,6 +51,10 @@ class Fetched:
         if self.shared_as is None or (self.stream is not None and self.transfer is None):
             return None
         if self.transfer is not None:
+            if self.transfer.abandoned:
+                # Past its file, an abandoned transfer holds one chunk for the readers it already has: a new reader
+                # could not be given the body from byte 0. Unstored anyway, so this follower fetches its own.
+                return None
             return dataclasses.replace(self, stream=self.transfer.reader(), leader_only=[], interim=[])
         return dataclasses.replace(self, leader_only=[], interim=[])
 

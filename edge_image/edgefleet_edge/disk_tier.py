@@ -151,6 +151,8 @@ class DiskTier:
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_PAGES}")
         self._db.execute(f"PRAGMA journal_size_limit={WAL_PAGES * 4096}")
         self._doomed: list[str] = []
+        self._unreleased: list[str] = []
+        """Tokens of reservations given back while the index was busy: deleted by this handle's next write."""
         self._migrate()
         self.policy = SqlPolicy(self._db, PolicyParams.of(policy, capacity), self._forget, self._count)
         self.large: int | None = self.policy.p.large
@@ -176,16 +178,25 @@ class DiskTier:
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[None]:
-        """A write transaction; files of rows it deleted are unlinked once it has committed."""
+        """A write transaction; files of rows it deleted are unlinked once it has committed. It also gives back the
+        reservations ``release`` could not (the index was busy then)."""
         self._doomed = []
         self._db.execute("BEGIN IMMEDIATE")
+        given_back = list(self._unreleased)
         try:
+            if given_back:
+                self._db.executemany("DELETE FROM reservations WHERE token = ?", [(token,) for token in given_back])
             yield
+            self._db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # A failed COMMIT (SQLITE_FULL, an I/O error) may leave the transaction open, holding the write lock
+            # every worker needs; sqlite may also have rolled it back already.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             self._doomed = []
             raise
-        self._db.execute("COMMIT")
+        if given_back:
+            self._unreleased = [token for token in self._unreleased if token not in given_back]
         doomed, self._doomed = self._doomed, []
         for name in doomed:
             (self.objects / name).unlink(missing_ok=True)
@@ -293,13 +304,20 @@ class DiskTier:
     def reserve(self, size: int) -> Reservation | None:
         """Hold ``size`` bytes (evicting for them) for a body about to stream in; None if they cannot be had."""
         token = secrets.token_hex(8)
-        with self._write():
-            if not self._make_room(size, self._room()):
-                return None
-            self._db.execute("INSERT INTO reservations VALUES (?, ?, ?)", (token, size, os.getpid()))
+        # The file first: a row whose file could not be made (EMFILE, ENOSPC) would hold its bytes until exit.
         fd, tmp = tempfile.mkstemp(dir=self.objects, prefix=".incoming-")
         os.close(fd)
-        return Reservation(token, size, Path(tmp))
+        path = Path(tmp)
+        try:
+            with self._write():
+                if not self._make_room(size, self._room()):
+                    path.unlink(missing_ok=True)
+                    return None
+                self._db.execute("INSERT INTO reservations VALUES (?, ?, ?)", (token, size, os.getpid()))
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return Reservation(token, size, path)
 
     def grow(self, reservation: Reservation, size: int) -> bool:
         """Hold ``size`` bytes for ``reservation`` (a body longer than expected); False if they cannot be had."""
@@ -315,8 +333,9 @@ class DiskTier:
     def release(self, reservation: Reservation) -> None:
         """Give the space back and delete the temp file (the body was abandoned, or moved in by ``put``)."""
         reservation.path.unlink(missing_ok=True)
+        self._unreleased.append(reservation.token)
         with contextlib.suppress(sqlite3.Error), self._write():
-            self._db.execute("DELETE FROM reservations WHERE token = ?", (reservation.token,))
+            pass  # deletes it; if the index is busy, the next write does
 
     def put(self, entry: Entry, body: bytes | None = None, reservation: Reservation | None = None) -> bool:
         """Store ``entry`` with its body: bytes, or the reservation's finished temp file (moved in, and the space
@@ -372,6 +391,12 @@ class DiskTier:
     def remove(self, ids: Iterable[str]) -> int:
         with self._write():
             return self._delete(ids)
+
+    def remove_file(self, entry_id: str, file: str) -> bool:
+        """Remove the row only if it still names body ``file``; whether it did."""
+        with self._write():
+            row = self._db.execute("SELECT 1 FROM entries WHERE id = ? AND file = ?", (entry_id, file)).fetchone()
+            return row is not None and self._delete((entry_id,)) == 1
 
     def remove_key(self, key: str) -> int:
         with self._write():

@@ -418,6 +418,13 @@ class CachingProxy:
         if not transfer.abandoned and not self.store.grow_reservation(reservation, transfer.written + len(chunk)):
             logger.info("Stored no copy of %s: the disk tier has no room for more of it", key)
             transfer.abandon()
+        if not transfer.abandoned:
+            try:
+                transfer.write(chunk)
+                return
+            except OSError as exc:  # ENOSPC, EIO: the disk's failure, not the origin's; the readers go on
+                self.store.disk_failed(key, exc)
+                transfer.abandon()
         await transfer.put(chunk)
 
     async def _read_body(self, response: OriginResponse) -> bytes:

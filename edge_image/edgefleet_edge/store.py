@@ -152,9 +152,19 @@ class Store:
             logger.debug("Could not fold %d memory hits into the disk tier: %s", len(hits), exc)
 
     def promote(self, entry: Entry, body: bytes) -> None:
-        """Keep a memory copy of a disk hit's checked body, when it is small enough for memory and still stored."""
-        if self.memory.holds(entry.size) and entry.id not in self.entries and self._holds(entry.id):
-            self.memory.keep(entry, body)
+        """Keep a memory copy of a disk hit's checked body, when it is small enough for memory and the disk still
+        holds that very body. A streamed hit ends long after it was looked up: a purge (or a purge and a refetch
+        by another worker) meanwhile must not come back as a memory copy, and a soft purge makes the copy stale."""
+        if not self.memory.holds(entry.size) or entry.id in self.entries or self.disk is None:
+            return
+        try:
+            current = self.disk.lookup(entry.id)
+        except sqlite3.Error:
+            return
+        if current is None or current.disk_file != entry.disk_file:
+            return
+        entry.stale = entry.stale or current.stale
+        self.memory.keep(entry, body)
 
     def read_body(self, entry: Entry) -> bytes:
         """The body, checked against its length and checksum; ``CorruptBody`` (and the entry evicted) if not."""
@@ -174,10 +184,21 @@ class Store:
         return data
 
     def corrupt(self, entry: Entry, why: str) -> None:
-        """Evict a stored body that is not what was stored; the next request refetches it."""
+        """Evict a stored body that is not what was stored; the next request refetches it.
+
+        Only the body ``entry`` was read with: another worker may have replaced (or evicted) the object since, which
+        unlinks the old file. That is no damage, and the replacement stays."""
+        if self.disk is not None and entry.disk_file:
+            try:
+                if not self.disk.remove_file(entry.id, entry.disk_file):
+                    return
+            except sqlite3.Error as exc:
+                logger.warning("Could not remove %s from the disk tier: %s", entry.id, exc)
+        held = self.entries.get(entry.id)
+        if held is not None and held.disk_file == entry.disk_file:
+            self.memory.drop(entry.id)
         self.stats.corrupt += 1
         logger.warning("Evicted %s: its stored body is damaged (%s)", entry.key, why)
-        self.remove(entry.id)
 
     def body_file(self, entry: Entry) -> Path | None:
         if entry.body is not None or not entry.disk_file or self.disk is None:
