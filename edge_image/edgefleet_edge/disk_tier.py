@@ -280,11 +280,6 @@ class DiskTier:
     def contains(self, entry_id: str) -> bool:
         return self._db.execute("SELECT 1 FROM entries WHERE id = ?", (entry_id,)).fetchone() is not None
 
-    def touch(self, entry_id: str, hits: int = 1) -> None:
-        """A hit, for the policy. A lost hit (the index busy) only ages the object sooner."""
-        with contextlib.suppress(sqlite3.OperationalError), self._write():
-            self.policy.touch(entry_id, hits)
-
     def touch_many(self, hits: dict[str, int]) -> None:
         """Hits counted elsewhere (a worker's memory tier), by entry id, in one transaction."""
         with contextlib.suppress(sqlite3.OperationalError), self._write():

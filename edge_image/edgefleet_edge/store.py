@@ -130,7 +130,9 @@ class Store:
             return None
         if entry is None:
             return None
-        self.disk.touch(entry_id)
+        # Tallied like a memory hit and folded in by ``flush_hits``: no write transaction (which may wait for
+        # another worker's) on the event loop per disk hit.
+        self.memory.hits[entry_id] = self.memory.hits.get(entry_id, 0) + 1
         self.disk_hits += 1
         if entry.size > self.inline_read:
             return entry  # the proxy streams it from its file, off the loop (and ``promote``s it when whole)
@@ -142,7 +144,8 @@ class Store:
         return entry
 
     def flush_hits(self) -> None:
-        """Fold the memory tier's hits since the last call into the disk tier's policy (one transaction)."""
+        """Fold the hits since the last call (memory hits, and disk hits) into the disk tier's policy, in one
+        transaction (the data plane calls it once a second)."""
         hits = self.memory.take_hits()
         if self.disk is None or not hits:
             return
