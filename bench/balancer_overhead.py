@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from contextlib import ExitStack
@@ -99,6 +100,21 @@ class Run:
         return t.total / max(1, self.result.requests) * 1e6
 
 
+def start_origin_and_edge(stack: ExitStack, work: Path) -> tuple[int, int, subprocess.Popen[bytes]]:
+    """An origin serving ``/assets/bench/10k.bin`` and one edge in front of it, pinned to core 0 and healthy:
+    (edge port, edge admin port, edge process). Both stop with ``stack``."""
+    seed_file_origin(work / "assets", {"bench/10k.bin": b"x" * 10_240})
+    origin, edge, edge_admin = free_port(), free_port(), free_port()
+    stack.enter_context(process(edgefleet("origin", "--listen", f"127.0.0.1:{origin}", "--storage",
+                                          f"file://{work / 'assets'}"), work / "origin.log"))  # fmt: skip
+    wait_http(f"http://127.0.0.1:{origin}/healthz")
+    edge_proc = stack.enter_context(process(edgefleet(
+        "edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen", f"127.0.0.1:{edge_admin}",
+        "--origin", f"http://127.0.0.1:{origin}", "--name", "edge-0"), work / "edge.log", cpu=0))  # fmt: skip
+    wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
+    return edge, edge_admin, edge_proc
+
+
 def measure(url: str, args: argparse.Namespace, front_pid: int, agent_pid: int | None, edge_pid: int) -> Run:
     front_pids = _descendants(front_pid)  # the tree is settled by now: HAProxy does not fork under load
     agent = [agent_pid] if agent_pid else []
@@ -117,15 +133,8 @@ def main() -> int:
     runs: dict[str, list[Run]] = {"direct": [], "balancer": [], "haproxy": []}
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         work = Path(tmp)
-        seed_file_origin(work / "assets", {"bench/10k.bin": b"x" * 10_240})
-        origin, edge, edge_admin, bal, bal_admin, anchor = (free_port() for _ in range(6))
-        stack.enter_context(process(edgefleet("origin", "--listen", f"127.0.0.1:{origin}", "--storage",
-                                              f"file://{work / 'assets'}"), work / "origin.log"))  # fmt: skip
-        wait_http(f"http://127.0.0.1:{origin}/healthz")
-        edge_proc = stack.enter_context(process(edgefleet(
-            "edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen", f"127.0.0.1:{edge_admin}",
-            "--origin", f"http://127.0.0.1:{origin}", "--name", "edge-0"), work / "edge.log", cpu=0))  # fmt: skip
-        wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
+        edge, _, edge_proc = start_origin_and_edge(stack, work)
+        bal, bal_admin, anchor = (free_port() for _ in range(3))
         token = "bench-token"
         balancer_proc = stack.enter_context(process(edgefleet(
             "balancer", "--listen", f"127.0.0.1:{bal}", "--admin-listen", f"127.0.0.1:{bal_admin}",

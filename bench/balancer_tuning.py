@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from balancer_overhead import Times, times
+from balancer_overhead import Times, start_origin_and_edge, times
 from edgefleet_balancer.haproxy_config import HAProxyConfig, render
 from edgefleet_balancer.membership import Member, runtime_commands
 from edgefleet_balancer.runtime_api import RuntimeApi
-from harness import edgefleet, free_port, process, seed_file_origin, wait_http, wrk
+from harness import free_port, process, wait_http, wrk
 
 Edit = Callable[[str], str]
 
@@ -150,15 +150,7 @@ def main() -> int:
     """Context switches per request of the front and of the edge, per round."""
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         work = Path(tmp)
-        seed_file_origin(work / "assets", {"bench/10k.bin": b"x" * 10_240})
-        origin, edge, edge_admin = free_port(), free_port(), free_port()
-        stack.enter_context(process(edgefleet("origin", "--listen", f"127.0.0.1:{origin}", "--storage",
-                                              f"file://{work / 'assets'}"), work / "origin.log"))  # fmt: skip
-        wait_http(f"http://127.0.0.1:{origin}/healthz")
-        edge_proc = stack.enter_context(process(edgefleet(
-            "edge", "--listen", f"127.0.0.1:{edge}", "--admin-listen", f"127.0.0.1:{edge_admin}",
-            "--origin", f"http://127.0.0.1:{origin}", "--name", "edge-0"), work / "edge.log", cpu=0))  # fmt: skip
-        wait_http(f"http://127.0.0.1:{edge_admin}/healthz")
+        edge, edge_admin, edge_proc = start_origin_and_edge(stack, work)
         path = "/assets/bench/10k.bin"
         wait_http(f"http://127.0.0.1:{edge}{path}")  # fills the cache: every measured request is a hit
         targets = {"direct": (edge, edge_proc.pid)}
@@ -167,7 +159,8 @@ def main() -> int:
             port, home = free_port(), work / name
             home.mkdir()
             config = HAProxyConfig(listen=("127.0.0.1", port), metrics_socket=home / "metrics.sock",
-                                   socket=home / "api.sock", edge_names_map=home / "edges.map", threads=1)  # fmt: skip
+                                   socket=home / "api.sock", edge_names_map=home / "edges.map",
+                                   warm_socket=home / "warm.sock", threads=1)  # fmt: skip
             text = render(config)
             for edit in VARIANTS[name][1]:
                 text = edit(text)

@@ -20,7 +20,7 @@ class MemoryTier:
         self.evictions = 0
         self.touch: Callable[[str], None] = self.policy.touch  # bound once: called on every memory hit
         self.hits: dict[str, int] = {}
-        """Memory hits since ``take_hits``, by entry id, when ``count_hits`` asked for them."""
+        """Hits since ``take_hits``, by entry id: this tier's own once ``count_hits`` is on, and those ``tally``ed."""
 
     def count_hits(self) -> None:
         """Also tally every hit by entry id, for a tier below that never sees them (``Store.flush_hits``)."""
@@ -31,6 +31,10 @@ class MemoryTier:
             hits[entry_id] = hits.get(entry_id, 0) + 1
 
         self.touch = touch
+
+    def tally(self, entry_id: str) -> None:
+        """Count a hit served elsewhere (a disk hit) with this tier's, for the same fold-in."""
+        self.hits[entry_id] = self.hits.get(entry_id, 0) + 1
 
     def take_hits(self) -> dict[str, int]:
         taken = dict(self.hits)

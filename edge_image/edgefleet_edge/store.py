@@ -132,7 +132,7 @@ class Store:
             return None
         # Tallied like a memory hit and folded in by ``flush_hits``: no write transaction (which may wait for
         # another worker's) on the event loop per disk hit.
-        self.memory.hits[entry_id] = self.memory.hits.get(entry_id, 0) + 1
+        self.memory.tally(entry_id)
         self.disk_hits += 1
         if entry.size > self.inline_read:
             return entry  # the proxy streams it from its file, off the loop (and ``promote``s it when whole)

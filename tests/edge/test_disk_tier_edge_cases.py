@@ -16,6 +16,7 @@ from edgefleet_edge.purging import apply_purge
 from edgefleet_edge.store import Entry, Store
 
 from edgefleet.bus import PurgeMessage
+from tests.edge.test_disk_tier import lookup
 
 KB = 1_000
 LARGE = 100 * KB
@@ -28,14 +29,6 @@ def entry(path: str, body: bytes, etag: str = '"1"') -> Entry:
                  request_time=0, response_time=0, initial_age=0, lifetime=3600, stale_while_revalidate=0,
                  stale_if_error=0, must_revalidate=False, vary=(), surrogate_keys=(),
                  checksum=as_text(checksum(body)))  # fmt: skip
-
-
-def lookup(store: Store, key: str) -> Entry | None:
-    for candidate in store.variants(key):
-        found = store.get(candidate.id)
-        if found is not None:
-            return found
-    return None
 
 
 def reserved(store: Store) -> int:
